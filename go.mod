@@ -25,5 +25,6 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.9 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/awslabs/goformation/v7 v7.14.9 // indirect
+	github.com/caarlos0/env/v11 v11.4.2 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

@@ -1,0 +1,309 @@
+// Package activation owns the activation-email flow (option 2 of the seed): when a
+// company's creator confirms the sign-up, it creates the organization, its first org
+// admin and its org key, and mails the key ("Account activation complete").
+//
+// Cognito retries the PostConfirmation trigger and gives each try 5 seconds, and gives
+// up for good after a few tries while the user stays confirmed. So the flow is a small
+// state machine kept in the table: the sign-up is recorded first (durable), the
+// organization is created in one transaction, and the mail is sent under a lease; any
+// try, or the scheduled catch-up sweep, moves it forward from wherever it stopped. One
+// sign-up makes one organization and one mail, however often and concurrently it runs.
+package activation
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/tenant"
+
+	mailpkg "github.com/mspvault/orgkey/internal/mail"
+)
+
+// Config is the activation function's configuration, read once from the environment.
+type Config struct {
+	TableName    string `env:"TABLE_NAME,required,notEmpty"`
+	KMSKeyID     string `env:"KMS_KEY_ID,required,notEmpty"`
+	MailFrom     string `env:"MAIL_FROM,required,notEmpty"`
+	AppURL       string `env:"APP_URL,required,notEmpty"`
+	CatchUpAfter int    `env:"CATCHUP_AFTER_SECONDS" envDefault:"120"`
+}
+
+// Store is what the flow needs from the table.
+type Store interface {
+	CreateSignup(ctx context.Context, su tenant.Signup) (tenant.Signup, error)
+	CreateOrganization(ctx context.Context, org tenant.Org, admin tenant.User, signupSub string) error
+	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
+	AcquireSignupMail(ctx context.Context, sub string, now, leaseUntil time.Time) (bool, error)
+	ReleaseSignupMail(ctx context.Context, sub string) error
+	FinishSignup(ctx context.Context, sub string, now time.Time) error
+	UnfinishedSignups(ctx context.Context, cutoff time.Time, limit int) ([]tenant.Signup, error)
+}
+
+// KeyWrapper wraps a new key; KeyUnwrapper reads one back when the try that sends the
+// mail is not the one that made the key.
+type KeyWrapper interface {
+	Wrap(ctx context.Context, tenantID string, version int, k orgkey.Key) ([]byte, error)
+}
+
+type KeyUnwrapper interface {
+	Unwrap(ctx context.Context, tenantID string, version int, blob []byte) (orgkey.Key, error)
+}
+
+// Mailer sends a rendered mail.
+type Mailer interface {
+	Send(ctx context.Context, m mailpkg.Message) error
+}
+
+// Service runs the flow.
+type Service struct {
+	Store     Store
+	Wrapper   KeyWrapper
+	Unwrapper KeyUnwrapper
+	Mailer    Mailer
+	AppURL    string
+
+	// CatchUpAfter is how old an unfinished sign-up must be before the sweep takes it
+	// over, so that the sweep does not race a try that is still running.
+	CatchUpAfter time.Duration
+	// MailLease is how long a try holds the right to send; longer than a try lives.
+	MailLease time.Duration
+
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// NewService returns a service with production defaults for time and randomness.
+func NewService(st Store, w KeyWrapper, u KeyUnwrapper, m Mailer, appURL string, catchUpAfter time.Duration) *Service {
+	return &Service{
+		Store: st, Wrapper: w, Unwrapper: u, Mailer: m, AppURL: appURL,
+		CatchUpAfter: catchUpAfter, MailLease: 30 * time.Second,
+		Now: time.Now, Random: rand.Reader,
+	}
+}
+
+// Request is a confirmed sign-up, from the user's Cognito attributes.
+type Request struct {
+	Sub     string
+	Email   string
+	Name    string
+	Company string
+	Locale  string
+}
+
+// Outcome says what one run did, for the log line.
+type Outcome struct {
+	TenantID   string
+	OrgCreated bool // this run created the organization
+	MailSent   bool // this run sent the mail
+}
+
+// Limits on sign-up attributes (Cognito allows 2048 characters; an organization name
+// does not need them).
+const (
+	maxName   = 200
+	maxEmail  = 254
+	maxLocale = 35
+	maxSub    = 128
+)
+
+// validate checks a request before anything is written.
+func (r Request) validate() error {
+	switch {
+	case r.Sub == "" || len(r.Sub) > maxSub || !printable(r.Sub):
+		return apperr.New(apperr.Invalid, "missing_sub", "the user has no valid sub")
+	case r.Email == "":
+		return apperr.New(apperr.Invalid, "missing_email", "the user has no email address")
+	case len(r.Email) > maxEmail || !validEmail(r.Email):
+		return apperr.New(apperr.Invalid, "invalid_email", "the user's email address is not valid")
+	case strings.TrimSpace(r.Company) == "":
+		return apperr.New(apperr.Invalid, "missing_company_name", "the user has no company name")
+	case utf8.RuneCountInString(r.Company) > maxName || !printable(r.Company):
+		return apperr.New(apperr.Invalid, "invalid_company_name", "the company name is too long or has control characters")
+	case utf8.RuneCountInString(r.Name) > maxName || !printable(r.Name):
+		return apperr.New(apperr.Invalid, "invalid_name", "the user's name is too long or has control characters")
+	case len(r.Locale) > maxLocale || !printable(r.Locale):
+		return apperr.New(apperr.Invalid, "invalid_locale", "the user's locale is not valid")
+	}
+	return nil
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && a.Name == ""
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Activate runs the flow for one confirmed sign-up. Invalid input is refused before
+// anything is written. Any error leaves a state that a retry or the sweep finishes.
+func (s *Service) Activate(ctx context.Context, req Request) (Outcome, error) {
+	if err := req.validate(); err != nil {
+		return Outcome{}, err
+	}
+	tid, err := tenant.NewID(s.Random, "org_")
+	if err != nil {
+		return Outcome{}, err
+	}
+	su, err := s.Store.CreateSignup(ctx, tenant.Signup{
+		Sub: req.Sub, Email: req.Email, Name: strings.TrimSpace(req.Name),
+		Company: strings.TrimSpace(req.Company), Locale: req.Locale,
+		TenantID: tid, CreatedAt: s.Now(),
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	return s.advance(ctx, su)
+}
+
+// advance moves a recorded sign-up to done: organization, then mail.
+func (s *Service) advance(ctx context.Context, su tenant.Signup) (Outcome, error) {
+	out := Outcome{TenantID: su.TenantID}
+	if su.State == tenant.SignupDone {
+		return out, nil
+	}
+	var key orgkey.Key // known only to the run that made it
+	if su.State == tenant.SignupPending {
+		k, err := s.createOrganization(ctx, su)
+		switch {
+		case apperr.CodeOf(err) == apperr.Conflict:
+			// A concurrent or earlier try created it; go on to the mail.
+		case err != nil:
+			return out, err
+		default:
+			key, out.OrgCreated = k, true
+		}
+	}
+	sent, err := s.sendOnce(ctx, su, key)
+	out.MailSent = sent
+	return out, err
+}
+
+func (s *Service) createOrganization(ctx context.Context, su tenant.Signup) (orgkey.Key, error) {
+	const version = 1
+	key, err := orgkey.Generate(s.Random)
+	if err != nil {
+		return orgkey.Key{}, err
+	}
+	wrapped, err := s.Wrapper.Wrap(ctx, su.TenantID, version, key)
+	if err != nil {
+		return orgkey.Key{}, err
+	}
+	now := s.Now()
+	org := tenant.Org{
+		ID: su.TenantID, Name: su.Company, Status: tenant.Active, KeyVersion: version,
+		WrappedKey: wrapped, CreatorID: su.Sub, CreatedAt: now,
+	}
+	admin := tenant.User{
+		ID: su.Sub, TenantID: su.TenantID, Email: su.Email, Name: su.Name,
+		Locale: su.Locale, Role: tenant.OrgAdmin, CreatedAt: now,
+	}
+	if err := s.Store.CreateOrganization(ctx, org, admin, su.Sub); err != nil {
+		return orgkey.Key{}, err
+	}
+	return key, nil
+}
+
+// sendOnce sends the activation mail unless it was sent or another try is sending it.
+// key is the org key when this run made it; otherwise it is read back from KMS.
+func (s *Service) sendOnce(ctx context.Context, su tenant.Signup, key orgkey.Key) (bool, error) {
+	now := s.Now()
+	ok, err := s.Store.AcquireSignupMail(ctx, su.Sub, now, now.Add(s.MailLease))
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := s.send(ctx, su, key); err != nil {
+		// Give the lease back so the next try sends at once; if that fails too, the
+		// lease expires and the sweep sends.
+		if rerr := s.Store.ReleaseSignupMail(context.WithoutCancel(ctx), su.Sub); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return false, err
+	}
+	if err := s.Store.FinishSignup(ctx, su.Sub, s.Now()); err != nil {
+		// The mail went out; only the bookkeeping failed. A later run would send it
+		// again after the lease, which is the lesser harm than never sending it.
+		return true, err
+	}
+	return true, nil
+}
+
+func (s *Service) send(ctx context.Context, su tenant.Signup, key orgkey.Key) error {
+	if key.IsZero() {
+		org, err := s.Store.GetOrg(ctx, su.TenantID)
+		if err != nil {
+			return err
+		}
+		if key, err = s.Unwrapper.Unwrap(ctx, org.ID, org.KeyVersion, org.WrappedKey); err != nil {
+			return err
+		}
+	}
+	msg, err := mailpkg.ActivationMail(su.Locale, su.Email, mailpkg.Activation{
+		Name: su.Name, Company: su.Company, Key: key, AppURL: s.AppURL,
+	})
+	if err != nil {
+		return err
+	}
+	return s.Mailer.Send(ctx, msg)
+}
+
+// SweepResult counts what a catch-up sweep did.
+type SweepResult struct {
+	Found    int `json:"found"`
+	Finished int `json:"finished"`
+	Skipped  int `json:"skipped"` // another try holds the mail lease; a later sweep retries
+	Failed   int `json:"failed"`
+}
+
+// sweepBatch bounds one sweep; the next scheduled run takes the rest.
+const sweepBatch = 100
+
+// CatchUp finishes sign-ups that Cognito's tries left unfinished: recorded but without
+// an organization, or with an organization but no mail. It stops early when ctx ends.
+func (s *Service) CatchUp(ctx context.Context, log *slog.Logger) (SweepResult, error) {
+	var res SweepResult
+	pending, err := s.Store.UnfinishedSignups(ctx, s.Now().Add(-s.CatchUpAfter), sweepBatch)
+	if err != nil {
+		return res, err
+	}
+	res.Found = len(pending)
+	for _, su := range pending {
+		if ctx.Err() != nil {
+			break
+		}
+		out, err := s.advance(ctx, su)
+		if err != nil {
+			res.Failed++
+			log.LogAttrs(ctx, slog.LevelError, "catch-up failed", slog.String("tenant", su.TenantID),
+				slog.String("user", su.Sub), slog.String("error", err.Error()))
+			continue
+		}
+		if !out.MailSent {
+			res.Skipped++
+			continue
+		}
+		res.Finished++
+		log.LogAttrs(ctx, slog.LevelInfo, "catch-up finished a sign-up", slog.String("tenant", out.TenantID),
+			slog.String("user", su.Sub), slog.Bool("org_created", out.OrgCreated), slog.Bool("mail_sent", out.MailSent))
+	}
+	return res, nil
+}

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/tenant"
+)
+
+type orgItem struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"`
+	Kind       string `dynamodbav:"kind"`
+	ID         string `dynamodbav:"tenantId"`
+	Name       string `dynamodbav:"name"`
+	Status     string `dynamodbav:"status"`
+	KeyVersion int    `dynamodbav:"keyVersion"`
+	WrappedKey []byte `dynamodbav:"wrappedKey,omitempty"`
+	CreatorID  string `dynamodbav:"creatorId,omitempty"`
+	CreatedAt  string `dynamodbav:"createdAt"`
+}
+
+func toOrgItem(o tenant.Org) orgItem {
+	return orgItem{
+		PK: tenantPK(o.ID), SK: orgSK, Kind: "org", ID: o.ID, Name: o.Name,
+		Status: string(o.Status), KeyVersion: o.KeyVersion, WrappedKey: o.WrappedKey,
+		CreatorID: o.CreatorID, CreatedAt: formatTime(o.CreatedAt),
+	}
+}
+
+func (it orgItem) org() tenant.Org {
+	return tenant.Org{
+		ID: it.ID, Name: it.Name, Status: tenant.Status(it.Status), KeyVersion: it.KeyVersion,
+		WrappedKey: it.WrappedKey, CreatorID: it.CreatorID, CreatedAt: parseTime(it.CreatedAt),
+	}
+}
+
+type userItem struct {
+	PK        string   `dynamodbav:"pk"`
+	SK        string   `dynamodbav:"sk"`
+	Kind      string   `dynamodbav:"kind"`
+	GSI1PK    string   `dynamodbav:"gsi1pk"`
+	GSI1SK    string   `dynamodbav:"gsi1sk"`
+	GSI2PK    string   `dynamodbav:"gsi2pk"`
+	GSI2SK    string   `dynamodbav:"gsi2sk"`
+	ID        string   `dynamodbav:"userId"`
+	TenantID  string   `dynamodbav:"tenantId"`
+	Email     string   `dynamodbav:"email"`
+	Name      string   `dynamodbav:"name"`
+	Locale    string   `dynamodbav:"locale"`
+	Role      string   `dynamodbav:"role"`
+	Sites     []string `dynamodbav:"sites,stringset,omitempty"`
+	CreatedAt string   `dynamodbav:"createdAt"`
+}
+
+func toUserItem(u tenant.User) userItem {
+	email := tenant.NormalizeEmail(u.Email)
+	return userItem{
+		PK: tenantPK(u.TenantID), SK: userSK(u.ID), Kind: "user",
+		GSI1PK: subGSI(u.ID), GSI1SK: tenantPK(u.TenantID),
+		GSI2PK: emailGSI(email), GSI2SK: tenantPK(u.TenantID),
+		ID: u.ID, TenantID: u.TenantID, Email: email, Name: u.Name, Locale: u.Locale,
+		Role: string(u.Role), Sites: u.Sites, CreatedAt: formatTime(u.CreatedAt),
+	}
+}
+
+func (it userItem) user() tenant.User {
+	return tenant.User{
+		ID: it.ID, TenantID: it.TenantID, Email: it.Email, Name: it.Name, Locale: it.Locale,
+		Role: tenant.Role(it.Role), Sites: it.Sites, CreatedAt: parseTime(it.CreatedAt),
+	}
+}
+
+// CreateOrganization writes a new organization, its first admin and the sign-up's
+// progress in one transaction: all of it or nothing. It fails with conflict when the
+// organization already exists or the sign-up is no longer pending (a concurrent or
+// earlier try won).
+func (st *Store) CreateOrganization(ctx context.Context, org tenant.Org, admin tenant.User, signupSub string) (err error) {
+	defer apperr.Wrap(&err, "store.CreateOrganization(tenant %q)", org.ID)
+	orgAV, err := attributevalue.MarshalMap(toOrgItem(org))
+	if err != nil {
+		return err
+	}
+	userAV, err := attributevalue.MarshalMap(toUserItem(admin))
+	if err != nil {
+		return err
+	}
+	notExists := "attribute_not_exists(pk)"
+	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []ddbtypes.TransactWriteItem{
+			{Put: &ddbtypes.Put{TableName: &st.Table, Item: orgAV, ConditionExpression: &notExists}},
+			{Put: &ddbtypes.Put{TableName: &st.Table, Item: userAV, ConditionExpression: &notExists}},
+			{Update: &ddbtypes.Update{
+				TableName:                 &st.Table,
+				Key:                       key(signupPK(signupSub), signupSK),
+				UpdateExpression:          strPtr("SET #state = :created, tenantId = :tid"),
+				ConditionExpression:       strPtr("#state = :pending"),
+				ExpressionAttributeNames:  map[string]string{"#state": "state"},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":created": s(string(tenant.SignupOrgCreated)), ":pending": s(string(tenant.SignupPending)), ":tid": s(org.ID)},
+			}},
+		},
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// GetOrg reads an organization (strongly consistent).
+func (st *Store) GetOrg(ctx context.Context, tenantID string) (_ tenant.Org, err error) {
+	defer apperr.Wrap(&err, "store.GetOrg(%q)", tenantID)
+	var it orgItem
+	if err := st.getItem(ctx, tenantPK(tenantID), orgSK, &it); err != nil {
+		return tenant.Org{}, err
+	}
+	return it.org(), nil
+}
+
+// GetUser reads a user of an organization (strongly consistent).
+func (st *Store) GetUser(ctx context.Context, tenantID, userID string) (_ tenant.User, err error) {
+	defer apperr.Wrap(&err, "store.GetUser(%q, %q)", tenantID, userID)
+	var it userItem
+	if err := st.getItem(ctx, tenantPK(tenantID), userSK(userID), &it); err != nil {
+		return tenant.User{}, err
+	}
+	return it.user(), nil
+}
+
+func strPtr(v string) *string { return &v }

@@ -1,0 +1,130 @@
+// Package store is the DynamoDB adapter: it keeps organizations, users, sites, vault
+// items, claim tokens, sign-ups, audit records and rate counters in one table whose
+// layout docs/design.md describes and template.yaml defines.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+)
+
+// DB is the part of the DynamoDB client the store uses.
+type DB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// Store reads and writes the table.
+type Store struct {
+	DB    DB
+	Table string
+}
+
+// New returns a store on a table.
+func New(db DB, table string) *Store { return &Store{DB: db, Table: table} }
+
+// Index names (template.yaml).
+const (
+	GSI1 = "gsi1"
+	GSI2 = "gsi2"
+)
+
+// timeFormat is fixed-width so that times sort as strings in sort keys.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeFormat, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// Key helpers: the one place the key layout is spelled out.
+func tenantPK(tid string) string   { return "TENANT#" + tid }
+func userSK(uid string) string     { return "USER#" + uid }
+func siteSK(sid string) string     { return "SITE#" + sid }
+func signupPK(sub string) string   { return "SIGNUP#" + sub }
+func subGSI(uid string) string     { return "SUB#" + uid }
+func emailGSI(email string) string { return "EMAIL#" + email }
+
+const (
+	orgSK          = "ORG"
+	signupSK       = "SIGNUP"
+	signupsPending = "SIGNUP#PENDING"
+)
+
+func key(pk, sk string) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: pk},
+		"sk": &ddbtypes.AttributeValueMemberS{Value: sk},
+	}
+}
+
+func s(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+
+func n(v int64) ddbtypes.AttributeValue {
+	return &ddbtypes.AttributeValueMemberN{Value: fmt.Sprint(v)}
+}
+
+// getItem reads one item with a strongly consistent read into out; not_found if absent.
+func (st *Store) getItem(ctx context.Context, pk, sk string, out any) error {
+	res, err := st.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &st.Table,
+		Key:            key(pk, sk),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	if res.Item == nil {
+		return apperr.New(apperr.NotFound, "", "not found")
+	}
+	if err := attributevalue.UnmarshalMap(res.Item, out); err != nil {
+		return fmt.Errorf("decoding %s/%s: %w", pk, sk, err)
+	}
+	return nil
+}
+
+// unavailable classifies a DynamoDB error: conditional failures are conflicts,
+// everything else means the table could not be reached or refused the call.
+func unavailable(err error) error {
+	var cond *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &cond) {
+		return apperr.Wrapf(apperr.Conflict, err, "conflicting update")
+	}
+	var canceled *ddbtypes.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		for _, r := range canceled.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return apperr.Wrapf(apperr.Conflict, err, "conflicting update")
+			}
+		}
+	}
+	return apperr.Wrapf(apperr.Unavailable, err, "storage unavailable")
+}
+
+func isConditionFailed(err error) bool {
+	return apperr.CodeOf(err) == apperr.Conflict
+}
