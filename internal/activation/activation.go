@@ -147,7 +147,8 @@ func printable(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		// U+FFFD is what a JSON decoder makes of invalid UTF-8: the input was corrupt.
+		if unicode.IsControl(r) || r == utf8.RuneError {
 			return false
 		}
 	}
