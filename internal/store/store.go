@@ -125,6 +125,10 @@ func unavailable(err error) error {
 	return apperr.Wrapf(apperr.Unavailable, err, "storage unavailable")
 }
 
+func asCond(err error, target **ddbtypes.ConditionalCheckFailedException) bool {
+	return errors.As(err, target)
+}
+
 func isConditionFailed(err error) bool {
 	return apperr.CodeOf(err) == apperr.Conflict
 }
