@@ -74,6 +74,20 @@ var functionChecks = map[string][]check{
 		allows("kms:Encrypt"), allows("kms:Decrypt"),
 		allows("ses:SendEmail"),
 	},
+	"RevealKeyFunction": {
+		timeoutAtMost(10),
+		route("POST", "/org-key/reveal", false),
+		env("KMS_KEY_ID", wrappingKeyARN),
+		env("MAIL_FROM", mailFromRef),
+		env("APP_URL", "!Ref AppBaseUrl"),
+		env("STEP_UP_MAX_AGE_SECONDS", "!Ref RevealStepUpSeconds"),
+		env("REVEAL_RATE_LIMIT_PER_HOUR", "!Ref RevealRateLimitPerHour"),
+		allows("dynamodb:GetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
+		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN),
+		lacks("dynamodb:DeleteItem"), lacks("dynamodb:Scan"), lacks("dynamodb:BatchWriteItem"),
+		allows("kms:Decrypt"), lacks("kms:Encrypt"),
+		allows("ses:SendEmail"),
+	},
 }
 
 // publicRoutes lists the HTTP routes that may be open ("METHOD path");
@@ -549,6 +563,19 @@ func schedule(name, expr string) check {
 		t.Helper()
 		if !slices.ContainsFunc(f.Events, func(e Event) bool { return e.Name == name && e.Schedule == expr }) {
 			t.Errorf("event %s is not scheduled %s", name, expr)
+		}
+	}
+}
+
+// route: the function serves METHOD path on the HTTP API, behind the JWT
+// authorizer unless open (then it must also be listed in publicRoutes).
+func route(method, path string, open bool) check {
+	return func(t *testing.T, _ *Template, f Function) {
+		t.Helper()
+		if !slices.ContainsFunc(f.Events, func(e Event) bool {
+			return e.Route != nil && e.Route.Method == method && e.Route.Path == path && e.Route.Open() == open
+		}) {
+			t.Errorf("no route %s %s (open=%v) in events %+v", method, path, open, f.Events)
 		}
 	}
 }
