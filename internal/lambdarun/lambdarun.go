@@ -142,7 +142,7 @@ func Start(cfg Config) (_ *Function, err error) {
 
 	f := &Function{
 		cfg: cfg,
-		arn: fmt.Sprintf("arn:aws:lambda:%s:000000000000:function:%s", cfg.Region, cfg.Name),
+		arn: fmt.Sprintf("arn:aws:lambda:%s:123456789012:function:%s", cfg.Region, cfg.Name),
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -127,7 +127,7 @@ func TestInvokeWarm(t *testing.T) {
 	if first.Function != "activation-email" || first.Memory != 256 {
 		t.Errorf("function, memory = %q, %d", first.Function, first.Memory)
 	}
-	if want := "arn:aws:lambda:eu-west-3:000000000000:function:activation-email"; first.FunctionARN != want {
+	if want := "arn:aws:lambda:eu-west-3:123456789012:function:activation-email"; first.FunctionARN != want {
 		t.Errorf("ARN = %q, want %q", first.FunctionARN, want)
 	}
 	if first.DeadlineIn <= 0 || first.DeadlineIn > 5000 {
