@@ -1,0 +1,106 @@
+# Organization-key service: build, test and run locally.
+#
+#   make run    the local stack (emulators + activation-email demo), until Ctrl-C
+#   make test   vet, gofmt, cfn-lint, all tests (integration tests start their
+#               own emulators) and a short run of every fuzz target
+#   make build  bin/<function>/bootstrap for each functions/<function>
+#
+# `sam build` calls build-<LogicalId> (BuildMethod: makefile) with ARTIFACTS_DIR.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-builtin-rules
+
+GO        ?= go
+# Local binaries run on this machine (lambdarun); SAM builds use linux/arm64.
+GOOS_LOCAL   := $(shell $(GO) env GOOS)
+GOARCH       ?= $(shell $(GO) env GOARCH)
+BUILD_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+FUNCTIONS  := $(patsubst functions/%/,%,$(sort $(dir $(wildcard functions/*/main.go))))
+BOOTSTRAPS := $(FUNCTIONS:%=bin/%/bootstrap)
+
+FUZZTIME       ?= 2m
+TEST_FUZZTIME  ?= 10s
+DEMO           ?= 1
+
+# npm ci runs again only when node_modules is missing or older than the lock.
+NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
+
+.PHONY: all deps tools build test vet fmt-check lint go-test fuzz bench run clean
+
+all: build
+
+## deps: node_modules (npm ci), Go modules, and the tools from the machine image
+deps: $(NODE_STAMP) tools
+	$(GO) mod download
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 and npm (apt-get install -y nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+tools:
+	@command -v java >/dev/null || { echo "java not found: install it with: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
+	@command -v node >/dev/null || { echo "node not found: install Node.js 20 and npm (apt-get install -y nodejs npm)" >&2; exit 1; }
+	@moto_server --help >/dev/null 2>&1 || { echo 'moto_server not found: install it with: pip install "moto[server]"' >&2; exit 1; }
+	@cfn-lint --version >/dev/null 2>&1 || { echo "cfn-lint not found: install it with: pip install cfn-lint" >&2; exit 1; }
+
+## build: bin/<name>/bootstrap for every functions/<name>, for this machine
+build: $(BOOTSTRAPS)
+
+# Always handed to go build, whose cache decides what is stale.
+bin/%/bootstrap: FORCE
+	GOOS=$(GOOS_LOCAL) GOARCH=$(GOARCH) CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./functions/$*
+
+# SAM's makefile build: build-ActivationEmailFunction -> functions/activation-email,
+# linux/arm64 (the template's Architectures), into $(ARTIFACTS_DIR)/bootstrap.
+build-%Function: FORCE
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
+	dir=functions/$$(sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' <<<'$*' | tr '[:upper:]' '[:lower:]'); \
+	test -d "$$dir" || { echo "$@: no $$dir for logical id $*Function" >&2; exit 1; }; \
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" "./$$dir"
+
+## test: everything CI checks
+test: deps
+	$(MAKE) --no-print-directory vet fmt-check lint go-test
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+vet:
+	$(GO) vet ./...
+
+GO_FILES = $(shell find . -name '*.go' -not -path './node_modules/*' -not -path './.git/*')
+
+fmt-check:
+	@out=$$(gofmt -l $(GO_FILES)); \
+	if [[ -n "$$out" ]]; then echo "gofmt needed on:" >&2; echo "$$out" >&2; exit 1; fi
+
+lint:
+	cfn-lint template.yaml
+
+go-test:
+	$(GO) test -race -count=1 ./...
+
+## fuzz: every `func FuzzX` in a _test.go file, one after the other, FUZZTIME each
+fuzz:
+	@targets=$$(grep -rEo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git '^func Fuzz[A-Za-z0-9_]*' . || true); \
+	if [[ -z "$$targets" ]]; then echo "no fuzz targets"; exit 0; fi; \
+	while IFS= read -r t; do \
+		file=$${t%%:*}; name=$${t##*func }; pkg=./$$(dirname "$${file#./}"); \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+	done <<<"$$targets"
+
+## bench: placeholder until the benchmarks land
+bench:
+	$(GO) test -run='^$$' -bench=. ./...
+
+## run: the local stack; DEMO=0 skips the sample activation
+run: deps build
+	DEMO=$(DEMO) $(GO) run ./cmd/orgkey-local
+
+clean:
+	rm -rf bin .aws-sam coverage.out
+
+FORCE:
