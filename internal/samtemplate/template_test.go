@@ -88,11 +88,32 @@ var functionChecks = map[string][]check{
 		allows("kms:Decrypt"), lacks("kms:Encrypt"),
 		allows("ses:SendEmail"),
 	},
+	"SendKeyFunction": {
+		timeoutAtMost(10),
+		route("POST", "/org-key/send", false),
+		route("GET", "/org-key/claim", true),
+		route("POST", "/org-key/request", false),
+		env("KMS_KEY_ID", wrappingKeyARN),
+		env("MAIL_FROM", mailFromRef),
+		env("APP_URL", "!Ref AppBaseUrl"),
+		env("CLAIM_BASE_URL", "!Ref ClaimBaseUrl"),
+		env("CLAIM_TTL_HOURS", "!Ref ClaimLinkTtlHours"),
+		env("SEND_RATE_LIMIT_PER_HOUR", "!Ref SendKeyRateLimitPerHour"),
+		env("REQUEST_RATE_LIMIT_PER_HOUR", "!Ref KeyRequestRateLimitPerHour"),
+		allows("dynamodb:GetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
+		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
+		allowsOn("dynamodb:Query", gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
+		lacks("dynamodb:DeleteItem"), lacks("dynamodb:Scan"), lacks("dynamodb:BatchWriteItem"),
+		allows("kms:Decrypt"), lacks("kms:Encrypt"),
+		allows("ses:SendEmail"),
+	},
 }
 
 // publicRoutes lists the HTTP routes that may be open ("METHOD path");
 // every other route must carry the JWT authorizer.
-var publicRoutes = map[string]bool{}
+var publicRoutes = map[string]bool{
+	"GET /org-key/claim": true, // send-key: the link's one-time token is the credential
+}
 
 // A check is one invariant of one function.
 type check func(t *testing.T, tpl *Template, f Function)
