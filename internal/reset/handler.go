@@ -1,0 +1,227 @@
+package reset
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+)
+
+// Handler is the Lambda edge: support invokes it from the console ("Test") or with
+// `aws lambda invoke`. It decodes the event strictly, runs the reset, logs one line
+// and answers the report, or an error whose message says what to fix and never
+// carries internal detail.
+type Handler struct {
+	Service *Service
+	Log     *slog.Logger
+}
+
+// Error is what the console shows for a refused or failed invocation: Lambda prints
+// its message as errorMessage and its type name (Error) as errorType.
+type Error struct {
+	Code    apperr.Code `json:"code"`
+	Reason  string      `json:"reason,omitempty"`
+	Message string      `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Reason, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Handle is the Lambda entry point.
+func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, error) {
+	req, err := DecodeRequest(raw)
+	if err != nil {
+		e := apperr.As(err)
+		h.logEvent(ctx, slog.LevelError, "reset refused", "rejected", req,
+			slog.String("code", string(e.Code)), slog.String("reason", e.Reason), slog.String("error", e.Message))
+		return nil, &Error{Code: e.Code, Reason: e.Reason, Message: e.Message + "; nothing was changed"}
+	}
+	rep, err := h.Service.Reset(ctx, req)
+	if err != nil {
+		code, reason := apperr.CodeOf(err), apperr.ReasonOf(err)
+		attrs := []slog.Attr{slog.String("code", string(code)), slog.String("reason", reason), slog.String("error", err.Error())}
+		switch code {
+		case apperr.Invalid, apperr.Conflict:
+			h.logEvent(ctx, slog.LevelError, "reset refused", "rejected", req, attrs...)
+			return nil, &Error{Code: code, Reason: reason, Message: apperr.As(err).Message + "; nothing was changed"}
+		}
+		h.logEvent(ctx, slog.LevelError, "reset failed", "failed", req, attrs...)
+		return nil, &Error{Code: code, Message: fmt.Sprintf(
+			"the reset stopped on an internal error (request %s); what it did is saved: invoke again with the same event to resume", requestID(ctx))}
+	}
+	attrs := []slog.Attr{
+		slog.String("status", string(rep.Status)), slog.Int("old_key_version", rep.OldKeyVersion),
+		slog.Int("new_key_version", rep.NewKeyVersion), slog.Bool("mail_sent", rep.MailSent),
+		slog.Int("runs", rep.Runs), slog.String("duration", rep.Duration), slog.String("run_duration", rep.RunDuration),
+	}
+	if d := rep.Deleted; d != nil {
+		attrs = append(attrs, slog.Group("deleted", slog.Int("passwords", d.Passwords), slog.Int("users", d.Users),
+			slog.Int("sites", d.Sites), slog.Int("claim_links", d.ClaimLinks)))
+	}
+	if d := rep.WouldDelete; d != nil {
+		attrs = append(attrs, slog.Group("would_delete", slog.Int("passwords", d.Passwords), slog.Int("users", d.Users),
+			slog.Int("sites", d.Sites), slog.Int("claim_links", d.ClaimLinks)))
+	}
+	h.logEvent(ctx, slog.LevelInfo, "support reset", string(rep.Status), req, attrs...)
+	return &rep, nil
+}
+
+// logEvent writes the one line an invocation gets, with the stable keys.
+func (h *Handler) logEvent(ctx context.Context, level slog.Level, msg, outcome string, req Request, attrs ...slog.Attr) {
+	all := append([]slog.Attr{
+		slog.String("flow", "support-reset"), slog.String("outcome", outcome), slog.String("request_id", requestID(ctx)),
+		slog.String("tenant", truncate(req.TenantID, maxID)), slog.String("ticket", truncate(req.TicketID, maxID)),
+		slog.String("agent", truncate(req.Agent, maxText)), slog.Bool("dry_run", req.DryRun),
+	}, attrs...)
+	h.Log.LogAttrs(ctx, level, msg, all...)
+}
+
+func requestID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.AwsRequestID
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// The event's fields, exactly as they must be spelled.
+var (
+	requestFields      = []string{"tenantId", "ticketId", "agent", "verification", "confirmOrganizationName", "keepAdminEmail", "dryRun"}
+	verificationFields = []string{"method", "reference"}
+)
+
+// maxEvent bounds the event; a real one is a few hundred bytes.
+const maxEvent = 16 << 10
+
+// DecodeRequest reads the console event strictly: one JSON object with exactly the
+// documented fields, spelled exactly (encoding/json would match "TenantID" too), none
+// missing, none unknown, none twice, strings as strings and dryRun as a boolean.
+// Whatever it refuses, it says which field and why.
+func DecodeRequest(raw []byte) (Request, error) {
+	var req Request
+	if len(raw) > maxEvent {
+		return req, invalidInput("the event is larger than %d bytes", maxEvent)
+	}
+	top, err := strictObject(raw, "the event", requestFields)
+	if err != nil {
+		return req, err
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"tenantId", &req.TenantID}, {"ticketId", &req.TicketID}, {"agent", &req.Agent},
+		{"confirmOrganizationName", &req.ConfirmOrganizationName}, {"keepAdminEmail", &req.KeepAdminEmail},
+	} {
+		if err := decodeString(top[f.name], f.name, f.dst); err != nil {
+			return req, err
+		}
+	}
+	if err := decodeBool(top["dryRun"], "dryRun", &req.DryRun); err != nil {
+		return req, err
+	}
+	ver, err := strictObject(top["verification"], `field "verification"`, verificationFields)
+	if err != nil {
+		return req, err
+	}
+	if err := decodeString(ver["method"], "verification.method", &req.VerificationMethod); err != nil {
+		return req, err
+	}
+	if err := decodeString(ver["reference"], "verification.reference", &req.VerificationReference); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+func invalidInput(format string, args ...any) error {
+	return apperr.New(apperr.Invalid, "invalid_input", fmt.Sprintf(format, args...))
+}
+
+// strictObject splits a JSON object into its members, refusing anything but an object
+// with exactly the wanted keys, each once.
+func strictObject(raw []byte, what string, want []string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, invalidInput("%s must be a JSON object with the fields %s", what, strings.Join(want, ", "))
+	}
+	out := make(map[string]json.RawMessage, len(want))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, invalidInput("%s is not valid JSON", what)
+		}
+		name, _ := tok.(string)
+		if !slices.Contains(want, name) {
+			hint := ""
+			for _, w := range want {
+				if strings.EqualFold(w, name) {
+					hint = fmt.Sprintf(" (did you mean %q? names are case-sensitive)", w)
+				}
+			}
+			return nil, invalidInput("%s has an unknown field %q%s", what, truncate(name, 64), hint)
+		}
+		if _, dup := out[name]; dup {
+			return nil, invalidInput("%s has the field %q twice", what, name)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, invalidInput("%s is not valid JSON", what)
+		}
+		out[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, invalidInput("%s is not valid JSON", what)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, invalidInput("%s has data after its closing brace", what)
+	}
+	for _, w := range want {
+		if _, ok := out[w]; !ok {
+			return nil, invalidInput("%s lacks the required field %q", what, w)
+		}
+	}
+	return out, nil
+}
+
+func decodeString(raw json.RawMessage, name string, dst *string) error {
+	if len(raw) == 0 || raw[0] != '"' {
+		return invalidInput("field %q must be a string", name)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return invalidInput("field %q must be a string", name)
+	}
+	return nil
+}
+
+func decodeBool(raw json.RawMessage, name string, dst *bool) error {
+	switch string(raw) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		return invalidInput("field %q must be true (only count) or false (reset), without quotes", name)
+	}
+	return nil
+}

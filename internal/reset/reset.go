@@ -1,0 +1,411 @@
+// Package reset owns the support-reset flow (option 4 of the seed): after support
+// verified a caller by phone, it replaces an organization's key. The vault is
+// encrypted under the old key, so the reset also deletes every password, every user
+// but the verified admin who asked, every site and every pending claim link; it keeps
+// the organization, the admin and the audit trail, and mails the admin the new key.
+//
+// Support can replace a key but never read one: the service holds only a key wrapper
+// (kms:Encrypt), never an unwrapper. So a resumed reset whose mail did not go out
+// cannot mail the key it stored (nobody has seen it); it replaces it once more.
+//
+// The reset is a state machine kept in the table (store.ResetRecord): recorded and
+// locked, key replaced, data deleted (checkpointed per lane), mailed, completed. Every
+// step is durable before the next starts, so an invocation that fails or runs out of
+// time leaves a state that the next invocation with the same ticket finishes.
+package reset
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
+
+	mailpkg "github.com/mspvault/orgkey/internal/mail"
+)
+
+// Config is the support-reset function's configuration, read once from the
+// environment.
+type Config struct {
+	TableName string `env:"TABLE_NAME,required,notEmpty"`
+	KMSKeyID  string `env:"KMS_KEY_ID,required,notEmpty"`
+	MailFrom  string `env:"MAIL_FROM,required,notEmpty"`
+	AppURL    string `env:"APP_URL,required,notEmpty"`
+	// SafetyMargin is how long before the Lambda deadline the reset stops taking new
+	// work, so that it can checkpoint and answer in_progress rather than be killed.
+	SafetyMarginSeconds int `env:"SAFETY_MARGIN_SECONDS" envDefault:"30"`
+	// DeleteWorkers bounds the lanes deleting at once; 0 means all (one per shard).
+	DeleteWorkers int `env:"DELETE_WORKERS" envDefault:"0"`
+}
+
+// Store is what the flow needs from the table.
+type Store interface {
+	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
+	FindUserByEmail(ctx context.Context, tenantID, email string) (tenant.User, error)
+	CountTenantData(ctx context.Context, tenantID, keepUserID string) (store.ResetCounts, error)
+	BeginReset(ctx context.Context, rec store.ResetRecord, now, leaseUntil time.Time) (store.ResetRecord, bool, error)
+	AcquireResetRun(ctx context.Context, ticket string, now, leaseUntil time.Time) (bool, error)
+	ReleaseResetRun(ctx context.Context, ticket string) error
+	ReplaceOrgKey(ctx context.Context, tenantID, ticket string, from, to int, wrapped []byte) error
+	DeleteTenantData(ctx context.Context, ticket, tenantID, keepUserID string, o store.DeleteOptions) (store.ResetCounts, bool, error)
+	ResetProgress(ctx context.Context, ticket string) (store.ResetCounts, error)
+	MarkResetMailed(ctx context.Context, ticket string, version int) error
+	FinishReset(ctx context.Context, rec store.ResetRecord, now time.Time) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// KeyWrapper wraps a new key. There is deliberately no unwrapper in this package.
+type KeyWrapper interface {
+	Wrap(ctx context.Context, tenantID string, version int, k orgkey.Key) ([]byte, error)
+}
+
+// Mailer sends a rendered mail.
+type Mailer interface {
+	Send(ctx context.Context, m mailpkg.Message) error
+}
+
+// Service runs the flow.
+type Service struct {
+	Store   Store
+	Wrapper KeyWrapper
+	Mailer  Mailer
+	AppURL  string
+
+	// SafetyMargin: stop taking new work this long before ctx's deadline.
+	SafetyMargin time.Duration
+	// Budget bounds a run when ctx has no deadline (a local call, a test).
+	Budget time.Duration
+	// Workers bounds the deletion lanes running at once; 0 means all.
+	Workers int
+
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// NewService returns a service with production defaults for time and randomness.
+func NewService(st Store, w KeyWrapper, m Mailer, appURL string, margin time.Duration, workers int) *Service {
+	return &Service{
+		Store: st, Wrapper: w, Mailer: m, AppURL: appURL,
+		SafetyMargin: margin, Budget: 14 * time.Minute, Workers: workers,
+		Now: time.Now, Random: rand.Reader,
+	}
+}
+
+// Verification methods support may record; see docs/runbook-support-reset.md.
+var verificationMethods = map[string]bool{"phone_callback": true, "video_call": true, "in_person": true}
+
+// Request is a reset as support typed it.
+type Request struct {
+	TenantID                string
+	TicketID                string
+	Agent                   string
+	VerificationMethod      string
+	VerificationReference   string
+	ConfirmOrganizationName string
+	KeepAdminEmail          string
+	DryRun                  bool
+}
+
+// Status is where a reset stands after an invocation.
+type Status string
+
+const (
+	StatusDryRun     Status = "dry_run"     // counted only; nothing changed
+	StatusInProgress Status = "in_progress" // invoke again with the same event
+	StatusCompleted  Status = "completed"
+)
+
+// Report is what an invocation answers: it reads as the record of the reset.
+type Report struct {
+	Status             Status             `json:"status"`
+	TenantID           string             `json:"tenantId"`
+	TicketID           string             `json:"ticketId"`
+	Agent              string             `json:"agent"`
+	KeptAdminEmail     string             `json:"keptAdminEmail"`
+	OrganizationStatus string             `json:"organizationStatus,omitempty"` // dry run only
+	OldKeyVersion      int                `json:"oldKeyVersion"`
+	NewKeyVersion      int                `json:"newKeyVersion,omitempty"`
+	WouldDelete        *store.ResetCounts `json:"wouldDelete,omitempty"` // dry run
+	Deleted            *store.ResetCounts `json:"deleted,omitempty"`     // real run, so far
+	MailSent           bool               `json:"mailSent"`
+	Runs               int                `json:"runs,omitempty"`
+	StartedAt          *time.Time         `json:"startedAt,omitempty"`
+	FinishedAt         *time.Time         `json:"finishedAt,omitempty"`
+	Duration           string             `json:"duration"`    // since the reset began
+	RunDuration        string             `json:"runDuration"` // this invocation
+	Next               string             `json:"next"`        // what support does now
+}
+
+// Limits on request fields.
+const (
+	maxID    = 128
+	maxText  = 200
+	maxEmail = 254
+)
+
+// validate checks the request's fields before anything is read.
+func (r Request) validate() error {
+	field := func(name, v string, limit int) error {
+		switch {
+		case strings.TrimSpace(v) == "":
+			return apperr.New(apperr.Invalid, "missing_field", fmt.Sprintf("%s must not be empty", name))
+		case utf8.RuneCountInString(v) > limit || !printable(v):
+			return apperr.New(apperr.Invalid, "invalid_field", fmt.Sprintf("%s is too long or has control characters", name))
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name, v string
+		limit   int
+	}{
+		{"tenantId", r.TenantID, maxID}, {"ticketId", r.TicketID, maxID}, {"agent", r.Agent, maxText},
+		{"verification.method", r.VerificationMethod, maxID}, {"verification.reference", r.VerificationReference, maxText},
+		{"confirmOrganizationName", r.ConfirmOrganizationName, maxText}, {"keepAdminEmail", r.KeepAdminEmail, maxEmail},
+	} {
+		if err := field(f.name, f.v, f.limit); err != nil {
+			return err
+		}
+	}
+	if r.TicketID != strings.TrimSpace(r.TicketID) || r.TenantID != strings.TrimSpace(r.TenantID) {
+		return apperr.New(apperr.Invalid, "invalid_field", "tenantId and ticketId must not start or end with spaces")
+	}
+	if !verificationMethods[r.VerificationMethod] {
+		return apperr.New(apperr.Invalid, "invalid_verification_method",
+			"verification.method must be one of phone_callback, video_call, in_person")
+	}
+	if a, err := mail.ParseAddress(strings.TrimSpace(r.KeepAdminEmail)); err != nil || a.Address != strings.TrimSpace(r.KeepAdminEmail) {
+		return apperr.New(apperr.Invalid, "invalid_keep_admin_email", "keepAdminEmail is not a plain email address")
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// NameMatches is how confirmOrganizationName is compared with the organization's
+// name: exactly, case included, after trimming spaces at both ends. Typing the name
+// back is the agent's proof of which organization they are about to empty; a folded
+// comparison would accept a name read off the wrong screen just as well.
+func NameMatches(typed, name string) bool {
+	return strings.TrimSpace(typed) == strings.TrimSpace(name)
+}
+
+// Reset runs (or dry-runs, or resumes) a reset. Invalid requests are refused before
+// anything is written; a running reset of another ticket is refused with conflict.
+func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
+	began := s.Now()
+	if err := req.validate(); err != nil {
+		return Report{}, err
+	}
+	org, err := s.Store.GetOrg(ctx, req.TenantID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return Report{}, apperr.New(apperr.Invalid, "organization_not_found", "no organization has this tenantId")
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	if !NameMatches(req.ConfirmOrganizationName, org.Name) {
+		return Report{}, apperr.New(apperr.Invalid, "organization_name_mismatch",
+			"confirmOrganizationName does not match the organization's name (compared exactly, case included)")
+	}
+	admin, err := s.Store.FindUserByEmail(ctx, org.ID, req.KeepAdminEmail)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return Report{}, apperr.New(apperr.Invalid, "keep_admin_not_found", "keepAdminEmail is not a user of this organization")
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	if admin.Role != tenant.OrgAdmin {
+		return Report{}, apperr.New(apperr.Invalid, "keep_admin_not_org_admin", "keepAdminEmail is not an org admin of this organization")
+	}
+	if req.DryRun {
+		counts, err := s.Store.CountTenantData(ctx, org.ID, admin.ID)
+		if err != nil {
+			return Report{}, err
+		}
+		next := "Nothing was changed. If the counts are what the customer expects, invoke again with \"dryRun\": false."
+		if org.Status == tenant.Resetting {
+			next = "A reset is already running for this organization; invoke it again with its own event to finish it."
+		}
+		return Report{
+			Status: StatusDryRun, TenantID: org.ID, TicketID: req.TicketID, Agent: req.Agent,
+			KeptAdminEmail: admin.Email, OrganizationStatus: string(org.Status), OldKeyVersion: org.KeyVersion,
+			WouldDelete: &counts, Duration: "0s", RunDuration: s.Now().Sub(began).Round(time.Millisecond).String(), Next: next,
+		}, nil
+	}
+	return s.run(ctx, req, org, admin, began)
+}
+
+// run is a real run: from wherever the ticket's record stands to completed, or to the
+// safety margin before the deadline.
+func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
+	began = storedTime(began)
+	stopAt, leaseUntil := s.budget(ctx, began)
+	rec, created, err := s.Store.BeginReset(ctx, store.ResetRecord{
+		TicketID: req.TicketID, TenantID: org.ID, Agent: strings.TrimSpace(req.Agent),
+		VerificationMethod: req.VerificationMethod, VerificationReference: strings.TrimSpace(req.VerificationReference),
+		KeepAdminID: admin.ID, KeepAdminEmail: admin.Email, OldKeyVersion: org.KeyVersion,
+	}, began, leaseUntil)
+	if err != nil {
+		return Report{}, err
+	}
+	if !created {
+		switch {
+		case rec.TenantID != org.ID:
+			return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset of another organization; use the ticket of this request")
+		case rec.KeepAdminID != admin.ID:
+			return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset that keeps another admin; use the event of that reset")
+		case rec.State == store.ResetCompleted:
+			return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+		}
+		ok, err := s.Store.AcquireResetRun(ctx, rec.TicketID, began, leaseUntil)
+		if err != nil {
+			return Report{}, err
+		}
+		if !ok {
+			counts, err := s.Store.ResetProgress(ctx, rec.TicketID)
+			if err != nil {
+				return Report{}, err
+			}
+			r := s.report(rec, counts, StatusInProgress, began)
+			r.Next = "Another invocation is working on this ticket right now. Wait a minute, then invoke again with the same event to see its progress or continue."
+			return r, nil
+		}
+		rec.Runs++
+	}
+	defer s.Store.ReleaseResetRun(context.WithoutCancel(ctx), rec.TicketID)
+
+	// The key only this run knows; zero when an earlier run made the stored one.
+	var key orgkey.Key
+	if rec.State == store.ResetStarted {
+		if key, err = s.replaceKey(ctx, &rec); err != nil {
+			return Report{}, err
+		}
+	}
+
+	var counts store.ResetCounts
+	if rec.State == store.ResetKeyReplaced {
+		var done bool
+		counts, done, err = s.Store.DeleteTenantData(ctx, rec.TicketID, rec.TenantID, rec.KeepAdminID, store.DeleteOptions{
+			Workers: s.Workers, StopAt: stopAt, Now: s.Now,
+		})
+		if err != nil {
+			return Report{}, err
+		}
+		if !done || !s.Now().Before(stopAt) {
+			return s.report(rec, counts, StatusInProgress, began), nil
+		}
+		if key.IsZero() {
+			// Nobody has seen the key an earlier run stored, and this run cannot read
+			// it: replace it once more, and mail that one.
+			if key, err = s.replaceKey(ctx, &rec); err != nil {
+				return Report{}, err
+			}
+		}
+		if err := s.mail(ctx, rec, org, admin, key, counts); err != nil {
+			return Report{}, err
+		}
+		if err := s.Store.MarkResetMailed(ctx, rec.TicketID, rec.NewKeyVersion); err != nil {
+			return Report{}, err
+		}
+		rec.State, rec.MailedKeyVersion = store.ResetMailed, rec.NewKeyVersion
+	} else if counts, err = s.Store.ResetProgress(ctx, rec.TicketID); err != nil {
+		return Report{}, err
+	}
+
+	// rec.State is mailed here.
+	rec.Deleted, rec.FinishedAt = counts, storedTime(s.Now())
+	if err := s.Store.FinishReset(ctx, rec, rec.FinishedAt); err != nil {
+		return Report{}, err
+	}
+	rec.State = store.ResetCompleted
+	return s.report(rec, counts, StatusCompleted, began), nil
+}
+
+// storedTime is t as the table keeps it (UTC, microseconds), so that a report read
+// back from the record equals the one first returned.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// budget returns when this run stops taking new work, and until when it holds the
+// run lease (the deadline: after it, this invocation is dead).
+func (s *Service) budget(ctx context.Context, began time.Time) (stopAt, leaseUntil time.Time) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = began.Add(s.Budget + s.SafetyMargin)
+	}
+	return deadline.Add(-s.SafetyMargin), deadline
+}
+
+// replaceKey generates a key, wraps it for the next version and stores it in place
+// of the current one.
+func (s *Service) replaceKey(ctx context.Context, rec *store.ResetRecord) (orgkey.Key, error) {
+	org, err := s.Store.GetOrg(ctx, rec.TenantID)
+	if err != nil {
+		return orgkey.Key{}, err
+	}
+	key, err := orgkey.Generate(s.Random)
+	if err != nil {
+		return orgkey.Key{}, err
+	}
+	next := org.KeyVersion + 1
+	wrapped, err := s.Wrapper.Wrap(ctx, org.ID, next, key)
+	if err != nil {
+		return orgkey.Key{}, err
+	}
+	if err := s.Store.ReplaceOrgKey(ctx, org.ID, rec.TicketID, org.KeyVersion, next, wrapped); err != nil {
+		return orgkey.Key{}, err
+	}
+	rec.State, rec.NewKeyVersion = store.ResetKeyReplaced, next
+	return key, nil
+}
+
+func (s *Service) mail(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, key orgkey.Key, c store.ResetCounts) error {
+	msg, err := mailpkg.ResetMail(admin.Locale, admin.Email, mailpkg.Reset{
+		Name: admin.Name, Company: org.Name, Key: key, KeyVersion: rec.NewKeyVersion, TicketID: rec.TicketID,
+		Passwords: c.Passwords, Users: c.Users, Sites: c.Sites, ClaimLinks: c.ClaimLinks, AppURL: s.AppURL,
+	})
+	if err != nil {
+		return err
+	}
+	return s.Mailer.Send(ctx, msg)
+}
+
+func (s *Service) report(rec store.ResetRecord, c store.ResetCounts, status Status, began time.Time) Report {
+	now := s.Now()
+	started := rec.StartedAt
+	r := Report{
+		Status: status, TenantID: rec.TenantID, TicketID: rec.TicketID, Agent: rec.Agent,
+		KeptAdminEmail: rec.KeepAdminEmail, OldKeyVersion: rec.OldKeyVersion, NewKeyVersion: rec.NewKeyVersion,
+		Deleted: &c, MailSent: rec.MailedKeyVersion != 0, Runs: rec.Runs, StartedAt: &started,
+		Duration: now.Sub(started).Round(time.Millisecond).String(), RunDuration: now.Sub(began).Round(time.Millisecond).String(),
+	}
+	switch status {
+	case StatusCompleted:
+		finished := rec.FinishedAt
+		r.FinishedAt = &finished
+		r.Duration = finished.Sub(started).Round(time.Millisecond).String()
+		r.Next = "Done. The kept admin was mailed the new key; tell the customer to look for it (and in spam)."
+	case StatusInProgress:
+		r.Next = "Not finished yet: invoke again with the same event to continue. Nothing is deleted or counted twice."
+	}
+	return r
+}

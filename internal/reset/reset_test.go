@@ -1,0 +1,774 @@
+package reset_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+
+	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/emulators"
+	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/reset"
+	"github.com/mspvault/orgkey/internal/seed"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
+	"github.com/mspvault/orgkey/internal/testenv"
+)
+
+const mailFrom = "no-reply@orgkey.test"
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// logSink collects every log line of the package's tests; TestZNoKeyInAnyLog reads it.
+var logSink = &syncBuffer{}
+
+type syncBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	tees *syncBuffer // also written to, when set
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	if b.tees != nil {
+		b.tees.Write(p)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// faults wraps the real DynamoDB client and injects failures and delays.
+type faults struct {
+	store.DB
+	batchCalls, transactCalls atomic.Int64
+	failBatchAt               int64         // fail the n-th BatchWriteItem call (1-based); 0: never
+	failTransactAt            int64         // fail the n-th TransactWriteItems call; 0: never
+	batchDelay                time.Duration // added to every BatchWriteItem call
+}
+
+var errInjected = errors.New("injected failure")
+
+func (f *faults) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	if n := f.batchCalls.Add(1); n == f.failBatchAt {
+		return nil, errInjected
+	}
+	if f.batchDelay > 0 {
+		time.Sleep(f.batchDelay)
+	}
+	return f.DB.BatchWriteItem(ctx, in, opts...)
+}
+
+func (f *faults) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	if n := f.transactCalls.Add(1); n == f.failTransactAt {
+		return nil, errInjected
+	}
+	return f.DB.TransactWriteItems(ctx, in, opts...)
+}
+
+// fixture is one service wired to the emulators, with its own log buffer.
+type fixture struct {
+	env     *testenv.Env
+	table   string
+	store   *store.Store // unwrapped, for assertions
+	faults  *faults
+	svc     *reset.Service
+	handler *reset.Handler
+	logs    *syncBuffer
+}
+
+type option func(*fixture)
+
+func deadSES(f *fixture) {
+	f.svc.Mailer = &mail.Sender{SES: sesv2.NewFromConfig(f.env.AWSConfig, func(o *sesv2.Options) {
+		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
+		o.RetryMaxAttempts = 1
+	}), From: mailFrom}
+}
+
+func deadKMS(f *fixture) {
+	f.svc.Wrapper = &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig, func(o *kms.Options) {
+		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
+		o.RetryMaxAttempts = 1
+	}), KeyID: f.env.KMSKeyID}
+}
+
+func failBatchAt(n int64) option    { return func(f *fixture) { f.faults.failBatchAt = n } }
+func failTransactAt(n int64) option { return func(f *fixture) { f.faults.failTransactAt = n } }
+
+func newFixture(t *testing.T, table string, opts ...option) *fixture {
+	t.Helper()
+	env := testenv.Get(t)
+	if table == "" {
+		table = env.TableName
+	}
+	db := dynamodb.NewFromConfig(env.AWSConfig)
+	fl := &faults{DB: db}
+	svc := reset.NewService(store.New(fl, table),
+		&keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID},
+		&mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
+		"https://vault.example.test", 2*time.Second, 0)
+	logs := &syncBuffer{tees: logSink}
+	f := &fixture{env: env, table: table, store: store.New(db, table), faults: fl, svc: svc, logs: logs}
+	f.handler = &reset.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(logs, nil))}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
+}
+
+// org is a seeded organization: the numbers of the issue's "Done when".
+type org struct {
+	tenant.Org
+	name    string
+	oldKey  orgkey.Key
+	admin   tenant.User   // the org admin support keeps
+	others  []tenant.User // 4 more users: another org admin, a pro user, a site admin, a site user
+	sites   []tenant.Site
+	claims  []string // hashes of pending claim links
+	vaultN  int
+	oldBlob []byte
+}
+
+func seedOrg(t *testing.T, f *fixture, passwords int) *org {
+	t.Helper()
+	ctx := t.Context()
+	sd := seed.New(f.store, &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig), KeyID: f.env.KMSKeyID})
+	name := "Infogérance " + testenv.UniqueName("Martin") + " SARL"
+	o, admin, key, err := sd.Organization(ctx, name, tenant.User{
+		Email: testenv.UniqueName("camille") + "@example.test", Name: "Camille Martin", Locale: "fr-FR",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &org{Org: o, name: name, oldKey: key, admin: admin, vaultN: passwords, oldBlob: o.WrappedKey}
+	for i := range 3 {
+		s, err := sd.Site(ctx, o.ID, fmt.Sprintf("Client %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.sites = append(res.sites, s)
+	}
+	for _, r := range []tenant.Role{tenant.OrgAdmin, tenant.ProUser, tenant.SiteAdmin, tenant.SiteUser} {
+		u, err := sd.User(ctx, o.ID, tenant.User{
+			Email: testenv.UniqueName(string(r)) + "@example.test", Name: string(r), Role: r,
+			Sites: []string{res.sites[0].ID},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.others = append(res.others, u)
+	}
+	for _, u := range res.others[:3] {
+		tok, err := orgkey.NewClaimToken(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if err := f.store.PutClaim(ctx, store.Claim{
+			Hash: tok.Hash(), TenantID: o.ID, UserID: u.ID, SentBy: admin.ID, KeyVersion: 1,
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		res.claims = append(res.claims, tok.Hash())
+	}
+	items := make([]store.VaultItem, passwords)
+	for i := range items {
+		items[i] = store.VaultItem{TenantID: o.ID, ID: fmt.Sprintf("pw-%05d", i), Data: []byte("ciphertext")}
+	}
+	if err := f.store.PutVaultItems(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// event is events/support-reset.json (or the dry-run one) aimed at o.
+func (o *org) event(t *testing.T, ticket string, dryRun bool) json.RawMessage {
+	t.Helper()
+	name := "support-reset.json"
+	if dryRun {
+		name = "support-reset-dry-run.json"
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(readEvent(t, name), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev["tenantId"] = o.ID
+	ev["ticketId"] = ticket
+	ev["confirmOrganizationName"] = o.name
+	ev["keepAdminEmail"] = o.admin.Email
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func readEvent(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newTicket() string { return testenv.UniqueName("SUP") }
+
+// invoke runs the handler with a Lambda-like deadline.
+func (f *fixture) invoke(t *testing.T, raw json.RawMessage, timeout time.Duration) (*reset.Report, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	return f.handler.Handle(ctx, raw)
+}
+
+func (f *fixture) mustComplete(t *testing.T, raw json.RawMessage) *reset.Report {
+	t.Helper()
+	rep, err := f.invoke(t, raw, time.Minute)
+	if err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	if rep.Status != reset.StatusCompleted {
+		t.Fatalf("status %s, want completed: %+v", rep.Status, rep)
+	}
+	return rep
+}
+
+func mailsTo(t *testing.T, addr string) []emulators.Email {
+	t.Helper()
+	got, err := testenv.Get(t).EmailsTo(t.Context(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func keyIn(t *testing.T, body string) orgkey.Key {
+	t.Helper()
+	i := strings.Index(body, orgkey.Prefix+"-")
+	if i < 0 {
+		t.Fatalf("no org key in mail:\n%s", body)
+	}
+	k, err := orgkey.Parse(body[i : i+len("OK1-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX")])
+	if err != nil {
+		t.Fatalf("mail holds a malformed key: %v", err)
+	}
+	return k
+}
+
+func (f *fixture) counts(t *testing.T, o *org) store.ResetCounts {
+	t.Helper()
+	c, err := f.store.CountTenantData(t.Context(), o.ID, o.admin.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var full = store.ResetCounts{Passwords: 2000, Users: 4, Sites: 3, ClaimLinks: 3}
+
+// assertUntouched checks that o is as seeded: active, version 1, everything there,
+// no reset recorded under ticket, no mail to the admin.
+func (f *fixture) assertUntouched(t *testing.T, o *org, ticket string, want store.ResetCounts) {
+	t.Helper()
+	got, err := f.store.GetOrg(t.Context(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != tenant.Active || got.KeyVersion != 1 || !bytes.Equal(got.WrappedKey, o.oldBlob) {
+		t.Errorf("organization changed: status %s version %d", got.Status, got.KeyVersion)
+	}
+	if c := f.counts(t, o); c != want {
+		t.Errorf("counts %+v, want %+v", c, want)
+	}
+	if _, err := f.store.GetReset(t.Context(), ticket); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("a reset was recorded for %s (%v)", ticket, err)
+	}
+	if n := len(mailsTo(t, o.admin.Email)); n != 0 {
+		t.Errorf("%d mails to the admin", n)
+	}
+}
+
+// assertCompleted checks the state after a finished reset: exactly the organization
+// (new key, active) and the kept admin remain; one mail, to the kept admin only,
+// carries the stored key.
+func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantVersion int) {
+	t.Helper()
+	ctx := t.Context()
+	if *rep.Deleted != full {
+		t.Errorf("report counts %+v, want %+v", *rep.Deleted, full)
+	}
+	if rep.OldKeyVersion != 1 || rep.NewKeyVersion != wantVersion || !rep.MailSent {
+		t.Errorf("report versions %d -> %d (mail %v), want 1 -> %d", rep.OldKeyVersion, rep.NewKeyVersion, rep.MailSent, wantVersion)
+	}
+	got, err := f.store.GetOrg(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != tenant.Active || got.KeyVersion != wantVersion || got.Name != o.name {
+		t.Errorf("organization after reset: status %s, version %d", got.Status, got.KeyVersion)
+	}
+	if c := f.counts(t, o); c != (store.ResetCounts{}) {
+		t.Errorf("left after reset: %+v", c)
+	}
+	users, sites, err := f.store.Members(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[0].ID != o.admin.ID || len(sites) != 0 {
+		t.Errorf("members after reset: %d users (%v), %d sites; want only the kept admin", len(users), users, len(sites))
+	}
+	// The old ciphertext is gone from the whole table.
+	f.assertBlobGone(t, o.oldBlob)
+	// Old claim links fail.
+	for _, h := range o.claims {
+		if _, err := f.store.ConsumeClaim(ctx, h, time.Now()); apperr.CodeOf(err) != apperr.NotFound {
+			t.Errorf("old claim link still answers: %v", err)
+		}
+	}
+	// One mail, to the kept admin, in their language, with the stored key.
+	mails := mailsTo(t, o.admin.Email)
+	if len(mails) != 1 {
+		t.Fatalf("%d mails to the kept admin, want 1", len(mails))
+	}
+	m := mails[0]
+	if m.Subject != "Votre clé d'organisation a été remplacée" || !strings.Contains(m.From, mailFrom) {
+		t.Errorf("mail %q from %q", m.Subject, m.From)
+	}
+	if !strings.Contains(m.Text, "2000 mots de passe") || !strings.Contains(m.Text, fmt.Sprintf("version %d", wantVersion)) {
+		t.Errorf("mail lacks the summary:\n%s", m.Text)
+	}
+	key := keyIn(t, m.Text)
+	unwrapped, err := (&keywrap.Unwrapper{KMS: kms.NewFromConfig(f.env.AWSConfig), KeyID: f.env.KMSKeyID}).
+		Unwrap(ctx, o.ID, got.KeyVersion, got.WrappedKey)
+	if err != nil || !unwrapped.Equal(key) {
+		t.Fatalf("the mailed key is not the stored key: %v", err)
+	}
+	if key.Equal(o.oldKey) {
+		t.Fatal("the key did not change")
+	}
+	for _, u := range o.others {
+		if n := len(mailsTo(t, u.Email)); n != 0 {
+			t.Errorf("%d mails to deleted user %s", n, u.Role)
+		}
+	}
+	// The audit trail survives, with the reset's start and end.
+	recs, err := f.store.Audit(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range recs {
+		actions = append(actions, r.Action)
+	}
+	if strings.Join(actions, ",") != "support_reset_started,support_reset_completed" {
+		t.Errorf("audit actions %v", actions)
+	}
+	assertNotLogged(t, f.logs.String(), key)
+	assertNotLogged(t, f.logs.String(), o.oldKey)
+}
+
+func (f *fixture) assertBlobGone(t *testing.T, blob []byte) {
+	t.Helper()
+	p := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(f.env.AWSConfig), &dynamodb.ScanInput{TableName: &f.table})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			for _, av := range it {
+				if b, ok := av.(*ddbtypes.AttributeValueMemberB); ok && bytes.Equal(b.Value, blob) {
+					t.Fatal("the old wrapped key is still in the table")
+				}
+			}
+		}
+	}
+}
+
+func assertNotLogged(t *testing.T, logs string, key orgkey.Key) {
+	t.Helper()
+	if logs == "" {
+		t.Fatal("no log lines captured")
+	}
+	if strings.Contains(logs, key.Reveal()) || strings.Contains(logs, strings.ReplaceAll(key.Reveal(), "-", "")) {
+		t.Fatal("an org key appears in a log line")
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	f := newFixture(t, "")
+	o := seedOrg(t, f, 2000)
+	ticket := newTicket()
+	rep, err := f.invoke(t, o.event(t, ticket, true), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != reset.StatusDryRun || rep.WouldDelete == nil || *rep.WouldDelete != full || rep.Deleted != nil {
+		t.Fatalf("dry run report %+v, want would-delete %+v", rep, full)
+	}
+	if rep.OldKeyVersion != 1 || rep.NewKeyVersion != 0 || rep.MailSent || rep.KeptAdminEmail != o.admin.Email {
+		t.Errorf("dry run report %+v", rep)
+	}
+	f.assertUntouched(t, o, ticket, full)
+	if !strings.Contains(f.logs.String(), `"outcome":"dry_run"`) {
+		t.Errorf("log: %s", f.logs.String())
+	}
+}
+
+func TestResetLeavesOnlyOrganizationAndKeptAdmin(t *testing.T) {
+	f := newFixture(t, testenv.Get(t).NewTable(t))
+	o := seedOrg(t, f, 2000)
+	bystander := seedOrg(t, f, 50) // another tenant of the same table: untouched
+	ticket := newTicket()
+	rep := f.mustComplete(t, o.event(t, ticket, false))
+	f.assertCompleted(t, o, rep, 2)
+	if rep.TicketID != ticket || rep.TenantID != o.ID || rep.Agent == "" || rep.Runs != 1 || rep.FinishedAt == nil {
+		t.Errorf("report %+v", rep)
+	}
+	f.assertUntouched(t, bystander, newTicket(), store.ResetCounts{Passwords: 50, Users: 4, Sites: 3, ClaimLinks: 3})
+
+	// The same ticket again returns the finished report and changes nothing.
+	again := f.mustComplete(t, o.event(t, ticket, false))
+	if *again.Deleted != full || again.NewKeyVersion != 2 || !again.FinishedAt.Equal(*rep.FinishedAt) {
+		t.Errorf("second invocation: %+v", again)
+	}
+	f.assertCompleted(t, o, again, 2)
+	// The report is the JSON the console shows.
+	b, _ := json.Marshal(again)
+	for _, k := range []string{`"status":"completed"`, `"oldKeyVersion":1`, `"newKeyVersion":2`, `"passwords":2000`, `"claimLinks":3`, `"duration"`} {
+		if !bytes.Contains(b, []byte(k)) {
+			t.Errorf("report JSON lacks %s: %s", k, b)
+		}
+	}
+}
+
+// Each case breaks the first invocation at one step; the next invocation with the
+// same event finishes with exact counts and one mail.
+func TestResumeAfterFailure(t *testing.T) {
+	cases := []struct {
+		name        string
+		opt         option
+		wantVersion int // a resumed run that did not mail replaces the key once more
+	}{
+		{"KMS down before the key is replaced", deadKMS, 2},
+		{"DynamoDB fails mid-deletion", failBatchAt(20), 3},
+		{"DynamoDB fails on the first deletion batch", failBatchAt(1), 3},
+		{"SES down after deletion", deadSES, 3},
+		{"crash after the mail, before finishing", failTransactAt(3), 2}, // Begin, ReplaceKey, Finish
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			table := testenv.Get(t).NewTable(t)
+			broken := newFixture(t, table, tc.opt)
+			o := seedOrg(t, broken, 2000)
+			raw := o.event(t, newTicket(), false)
+			_, err := broken.invoke(t, raw, time.Minute)
+			if err == nil {
+				t.Fatal("want the first invocation to fail")
+			}
+			if strings.Contains(err.Error(), "injected") || strings.Contains(err.Error(), "127.0.0.1") {
+				t.Errorf("error shown to support leaks internals: %v", err)
+			}
+			if !strings.Contains(err.Error(), "invoke again with the same event") {
+				t.Errorf("error does not say what to do: %v", err)
+			}
+			mid, err := broken.store.GetOrg(t.Context(), o.ID)
+			if err != nil || mid.Status != tenant.Resetting {
+				t.Fatalf("after the failure the organization is %s (%v), want resetting (key flows answer 409)", mid.Status, err)
+			}
+
+			f := newFixture(t, table)
+			rep := f.mustComplete(t, raw)
+			if rep.Runs != 2 {
+				t.Errorf("runs %d, want 2", rep.Runs)
+			}
+			f.assertCompleted(t, o, rep, tc.wantVersion)
+		})
+	}
+}
+
+func TestShortDeadlineReturnsInProgressThenResumes(t *testing.T) {
+	table := testenv.Get(t).NewTable(t)
+	f := newFixture(t, table)
+	o := seedOrg(t, f, 2000)
+	raw := o.event(t, newTicket(), false)
+
+	// Slow storage and two lanes at a time: the first invocations cannot finish
+	// before the safety margin.
+	f.faults.batchDelay = 20 * time.Millisecond
+	f.svc.Workers = 2
+	f.svc.SafetyMargin = time.Second
+	var reports []*reset.Report
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Fatal("no completion after 50 invocations")
+		}
+		began := time.Now()
+		rep, err := f.invoke(t, raw, 1500*time.Millisecond)
+		if err != nil {
+			t.Fatalf("invocation %d: %v", i, err)
+		}
+		if time.Since(began) > 1400*time.Millisecond {
+			t.Errorf("invocation %d took %v: past the safety margin", i, time.Since(began))
+		}
+		reports = append(reports, rep)
+		if rep.Status == reset.StatusCompleted {
+			break
+		}
+		if rep.Status != reset.StatusInProgress || rep.MailSent {
+			t.Fatalf("invocation %d: %+v", i, rep)
+		}
+		if i > 0 && rep.Deleted.Passwords < reports[i-1].Deleted.Passwords {
+			t.Fatalf("progress went backwards: %d then %d", reports[i-1].Deleted.Passwords, rep.Deleted.Passwords)
+		}
+	}
+	if len(reports) < 3 {
+		t.Fatalf("%d invocations: the deadline did not cut the reset", len(reports))
+	}
+	last := reports[len(reports)-1]
+	// Every in_progress run replaced no key after the first; the finishing run, which
+	// did not make the stored key, replaced it once more.
+	f.assertCompleted(t, o, last, 3)
+	if !strings.Contains(f.logs.String(), `"outcome":"in_progress"`) {
+		t.Error("no in_progress log line")
+	}
+}
+
+func TestSecondTicketRefusedWhileOneRuns(t *testing.T) {
+	table := testenv.Get(t).NewTable(t)
+	broken := newFixture(t, table, deadSES)
+	o := seedOrg(t, broken, 2000)
+	first := newTicket()
+	if _, err := broken.invoke(t, o.event(t, first, false), time.Minute); err == nil {
+		t.Fatal("want the first reset to stop (SES down)")
+	}
+	f := newFixture(t, table)
+	second := newTicket()
+	_, err := f.invoke(t, o.event(t, second, false), time.Minute)
+	var e *reset.Error
+	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != "reset_running" || !strings.Contains(e.Message, first) {
+		t.Fatalf("second ticket: %v, want conflict reset_running naming %s", err, first)
+	}
+	if _, err := f.store.GetReset(t.Context(), second); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("the refused ticket was recorded (%v)", err)
+	}
+	// A dry run still counts, and says a reset is running.
+	rep, err := f.invoke(t, o.event(t, second, true), time.Minute)
+	if err != nil || rep.OrganizationStatus != string(tenant.Resetting) {
+		t.Errorf("dry run during a reset: %+v, %v", rep, err)
+	}
+	// The same ticket against another organization is refused too.
+	other := seedOrg(t, f, 10)
+	if _, err := f.invoke(t, other.event(t, first, false), time.Minute); !errors.As(err, &e) || e.Reason != "ticket_reused" {
+		t.Errorf("ticket reused on another organization: %v", err)
+	}
+	f.assertUntouched(t, other, second, store.ResetCounts{Passwords: 10, Users: 4, Sites: 3, ClaimLinks: 3})
+	// The first ticket finishes.
+	f.assertCompleted(t, o, f.mustComplete(t, o.event(t, first, false)), 3)
+}
+
+func TestConcurrentInvocationsOfOneTicket(t *testing.T) {
+	table := testenv.Get(t).NewTable(t)
+	f := newFixture(t, table)
+	o := seedOrg(t, f, 2000)
+	raw := o.event(t, newTicket(), false)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.invoke(t, raw, time.Minute) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("invocation %d: %v", i, err)
+		}
+	}
+	f.assertCompleted(t, o, f.mustComplete(t, raw), 2)
+}
+
+func TestBadInputRefusedAndChangesNothing(t *testing.T) {
+	f := newFixture(t, "")
+	o := seedOrg(t, f, 30)
+	otherOrg := seedOrg(t, f, 1)
+	want := store.ResetCounts{Passwords: 30, Users: 4, Sites: 3, ClaimLinks: 3}
+	set := func(k string, v any) func(map[string]any) {
+		return func(ev map[string]any) {
+			if v == nil {
+				delete(ev, k)
+			} else {
+				ev[k] = v
+			}
+		}
+	}
+	setVer := func(k string, v any) func(map[string]any) {
+		return func(ev map[string]any) {
+			ver := ev["verification"].(map[string]any)
+			if v == nil {
+				delete(ver, k)
+			} else {
+				ver[k] = v
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		edit   func(map[string]any)
+		raw    func(ev []byte) string // used instead when set
+		reason string
+	}{
+		{name: "unknown field", edit: set("force", true), reason: "invalid_input"},
+		{name: "field in the wrong case", raw: func(ev []byte) string {
+			return strings.Replace(string(ev), `"tenantId"`, `"TenantId"`, 1)
+		}, reason: "invalid_input"},
+		{name: "field twice", raw: func(ev []byte) string {
+			return strings.Replace(string(ev), `"dryRun":false`, `"dryRun":true,"dryRun":false`, 1)
+		}, reason: "invalid_input"},
+		{name: "missing tenantId", edit: set("tenantId", nil), reason: "invalid_input"},
+		{name: "missing ticketId", edit: set("ticketId", nil), reason: "invalid_input"},
+		{name: "missing agent", edit: set("agent", nil), reason: "invalid_input"},
+		{name: "missing verification", edit: set("verification", nil), reason: "invalid_input"},
+		{name: "missing verification reference", edit: setVer("reference", nil), reason: "invalid_input"},
+		{name: "unknown verification field", edit: setVer("by", "me"), reason: "invalid_input"},
+		{name: "missing confirmOrganizationName", edit: set("confirmOrganizationName", nil), reason: "invalid_input"},
+		{name: "missing keepAdminEmail", edit: set("keepAdminEmail", nil), reason: "invalid_input"},
+		{name: "missing dryRun", edit: set("dryRun", nil), reason: "invalid_input"},
+		{name: "dryRun as a string", edit: set("dryRun", "false"), reason: "invalid_input"},
+		{name: "dryRun null", raw: func(ev []byte) string {
+			return strings.Replace(string(ev), `"dryRun":false`, `"dryRun":null`, 1)
+		}, reason: "invalid_input"},
+		{name: "ticketId as a number", edit: set("ticketId", 4217), reason: "invalid_input"},
+		{name: "empty ticketId", edit: set("ticketId", " "), reason: "missing_field"},
+		{name: "empty agent", edit: set("agent", ""), reason: "missing_field"},
+		{name: "unknown verification method", edit: setVer("method", "email"), reason: "invalid_verification_method"},
+		{name: "wrong organization name", edit: set("confirmOrganizationName", "Acme"), reason: "organization_name_mismatch"},
+		{name: "organization name in another case", edit: func(ev map[string]any) {
+			ev["confirmOrganizationName"] = strings.ToUpper(ev["confirmOrganizationName"].(string))
+		}, reason: "organization_name_mismatch"},
+		{name: "another organization's name", edit: set("confirmOrganizationName", otherOrg.name), reason: "organization_name_mismatch"},
+		{name: "unknown tenant", edit: set("tenantId", "org_doesnotexist"), reason: "organization_not_found"},
+		{name: "keepAdminEmail not a user", edit: set("keepAdminEmail", "nobody@example.test"), reason: "keep_admin_not_found"},
+		{name: "keepAdminEmail of another organization's admin", edit: set("keepAdminEmail", otherOrg.admin.Email), reason: "keep_admin_not_found"},
+		{name: "keepAdminEmail of a pro user", edit: set("keepAdminEmail", o.others[1].Email), reason: "keep_admin_not_org_admin"},
+		{name: "keepAdminEmail of a site admin", edit: set("keepAdminEmail", o.others[2].Email), reason: "keep_admin_not_org_admin"},
+		{name: "keepAdminEmail with a display name", edit: set("keepAdminEmail", "Camille <"+o.admin.Email+">"), reason: "invalid_keep_admin_email"},
+		{name: "not JSON", raw: func([]byte) string { return `{"tenantId": ` }, reason: "invalid_input"},
+		{name: "JSON array", raw: func([]byte) string { return `[]` }, reason: "invalid_input"},
+		{name: "trailing data", raw: func(ev []byte) string { return string(ev) + `{}` }, reason: "invalid_input"},
+		{name: "empty event", raw: func([]byte) string { return `{}` }, reason: "invalid_input"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ticket := newTicket()
+			base := o.event(t, ticket, false)
+			var raw []byte
+			if tc.raw != nil {
+				raw = []byte(tc.raw(base))
+			} else {
+				var ev map[string]any
+				json.Unmarshal(base, &ev)
+				tc.edit(ev)
+				raw, _ = json.Marshal(ev)
+			}
+			before := len(f.logs.String())
+			rep, err := f.invoke(t, raw, time.Minute)
+			var e *reset.Error
+			if !errors.As(err, &e) || rep != nil {
+				t.Fatalf("got %+v, %v; want a refusal", rep, err)
+			}
+			if e.Code != apperr.Invalid || e.Reason != tc.reason || !strings.Contains(e.Message, "nothing was changed") {
+				t.Errorf("refusal %v, want invalid (%s) saying nothing was changed", e, tc.reason)
+			}
+			line := f.logs.String()[before:]
+			if !strings.Contains(line, `"outcome":"rejected"`) || !strings.Contains(line, tc.reason) {
+				t.Errorf("log: %s", line)
+			}
+			f.assertUntouched(t, o, ticket, want)
+		})
+	}
+}
+
+// The sample events are what `sam local invoke -e` sends: they decode, and differ only
+// in dryRun.
+func TestSampleEvents(t *testing.T) {
+	real, err := reset.DecodeRequest(readEvent(t, "support-reset.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry, err := reset.DecodeRequest(readEvent(t, "support-reset-dry-run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real.DryRun || !dry.DryRun {
+		t.Fatalf("dryRun: real %v, dry %v", real.DryRun, dry.DryRun)
+	}
+	dry.DryRun = false
+	if dry != real {
+		t.Errorf("the events differ beyond dryRun:\n%+v\n%+v", real, dry)
+	}
+}
+
+func TestNameMatches(t *testing.T) {
+	for _, tc := range []struct {
+		typed, name string
+		want        bool
+	}{
+		{"Infogérance Martin SARL", "Infogérance Martin SARL", true},
+		{"  Infogérance Martin SARL ", "Infogérance Martin SARL", true},
+		{"infogérance martin sarl", "Infogérance Martin SARL", false},
+		{"Infogerance Martin SARL", "Infogérance Martin SARL", false},
+		{"Infogérance  Martin SARL", "Infogérance Martin SARL", false},
+		{"", "Infogérance Martin SARL", false},
+	} {
+		if got := reset.NameMatches(tc.typed, tc.name); got != tc.want {
+			t.Errorf("NameMatches(%q) = %v, want %v", tc.typed, got, tc.want)
+		}
+	}
+}
+
+// TestZNoKeyInAnyLog runs last (by name): every key mailed in this run against every
+// log line of the package's tests.
+func TestZNoKeyInAnyLog(t *testing.T) {
+	all, err := testenv.Get(t).Emails(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := logSink.String()
+	checked := 0
+	for _, m := range all {
+		if !strings.Contains(m.Text, orgkey.Prefix+"-") {
+			continue
+		}
+		assertNotLogged(t, logs, keyIn(t, m.Text))
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no mail with a key was seen; the check checked nothing")
+	}
+}
