@@ -107,6 +107,23 @@ var functionChecks = map[string][]check{
 		allows("kms:Decrypt"), lacks("kms:Encrypt"),
 		allows("ses:SendEmail"),
 	},
+	"SupportResetFunction": {
+		timeoutAtMost(900),
+		noRoutes(),
+		env("KMS_KEY_ID", wrappingKeyARN),
+		env("MAIL_FROM", mailFromRef),
+		env("APP_URL", "!Ref AppBaseUrl"),
+		env("SAFETY_MARGIN_SECONDS", "30"),
+		allows("dynamodb:GetItem"), allows("dynamodb:Query"), allows("dynamodb:PutItem"),
+		allows("dynamodb:UpdateItem"), allows("dynamodb:BatchWriteItem"),
+		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
+		allowsOn("dynamodb:Query", gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
+		lacks("dynamodb:Scan"), lacks("dynamodb:DeleteTable"),
+		// Support can replace a key, never read one.
+		allows("kms:Encrypt"), lacks("kms:Decrypt"),
+		allows("ses:SendEmail"),
+		lacks("lambda:InvokeFunction"),
+	},
 }
 
 // publicRoutes lists the HTTP routes that may be open ("METHOD path");
