@@ -140,6 +140,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			readyErr = errors.Join(readyErr, err)
 		}
 	}
+	if ctx.Err() != nil { // the caller gave up (Ctrl-C): no failure to diagnose
+		return nil, errors.Join(context.Cause(ctx), s.Stop())
+	}
 	if readyErr != nil {
 		s.removeLogs = false // the error names the logs
 		return nil, errors.Join(readyErr, s.Stop())
