@@ -120,7 +120,7 @@ func deadKMS(f *fixture) {
 func failBatchAt(n int64) option    { return func(f *fixture) { f.faults.failBatchAt = n } }
 func failTransactAt(n int64) option { return func(f *fixture) { f.faults.failTransactAt = n } }
 
-func newFixture(t *testing.T, table string, opts ...option) *fixture {
+func newFixture(t testing.TB, table string, opts ...option) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
 	if table == "" {
@@ -154,7 +154,7 @@ type org struct {
 	oldBlob []byte
 }
 
-func seedOrg(t *testing.T, f *fixture, passwords int) *org {
+func seedOrg(t testing.TB, f *fixture, passwords int) *org {
 	t.Helper()
 	ctx := t.Context()
 	sd := seed.New(f.store, &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig), KeyID: f.env.KMSKeyID})
@@ -208,7 +208,7 @@ func seedOrg(t *testing.T, f *fixture, passwords int) *org {
 }
 
 // event is events/support-reset.json (or the dry-run one) aimed at o.
-func (o *org) event(t *testing.T, ticket string, dryRun bool) json.RawMessage {
+func (o *org) event(t testing.TB, ticket string, dryRun bool) json.RawMessage {
 	t.Helper()
 	name := "support-reset.json"
 	if dryRun {
@@ -229,7 +229,7 @@ func (o *org) event(t *testing.T, ticket string, dryRun bool) json.RawMessage {
 	return raw
 }
 
-func readEvent(t *testing.T, name string) []byte {
+func readEvent(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
 	if err != nil {
