@@ -1,6 +1,8 @@
 # Organization-key service: build, test and run locally.
 #
-#   make run    the local stack (emulators + activation-email demo), until Ctrl-C
+#   make run    the local stack (emulators, cognito-local, every function, the
+#               HTTP API on :3000, the Lambda endpoint on :3001) and a
+#               walkthrough of the product, until Ctrl-C
 #   make test   vet, gofmt, cfn-lint, all tests (integration tests start their
 #               own emulators) and a short run of every fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
@@ -24,6 +26,8 @@ BOOTSTRAPS := $(FUNCTIONS:%=bin/%/bootstrap)
 FUZZTIME       ?= 2m
 TEST_FUZZTIME  ?= 10s
 DEMO           ?= 1
+# Extra flags for orgkey-local, e.g. RUN_FLAGS="-api-port 3100 -function-logs -".
+RUN_FLAGS      ?=
 
 # npm ci runs again only when node_modules is missing or older than the lock.
 NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
@@ -96,9 +100,15 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. ./...
 
-## run: the local stack; DEMO=0 skips the sample activation
-run: deps build
-	DEMO=$(DEMO) $(GO) run ./cmd/orgkey-local
+## run: the local stack (cmd/orgkey-local) and a walkthrough of every flow,
+## until Ctrl-C; DEMO=0 only starts the stack. The command is built and run
+## (not `go run`) so that Ctrl-C reaches it alone and it exits 0 once every
+## process it started has stopped.
+run: deps build bin/orgkey-local
+	DEMO=$(DEMO) ./bin/orgkey-local $(RUN_FLAGS)
+
+bin/orgkey-local: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/orgkey-local
 
 clean:
 	rm -rf bin .aws-sam coverage.out

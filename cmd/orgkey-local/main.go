@@ -1,33 +1,27 @@
-// Command orgkey-local runs the organization-key service's local stack
-// (what `make run` starts): the emulators (DynamoDB Local, aws-ses-v2-local,
-// moto's KMS), a table and a KMS key provisioned from template.yaml, and the
-// activation-email function's built bootstrap behind a local Lambda Runtime
-// API. In demo mode it invokes the function once with
-// events/activation-email.json and prints the result and the mail that
-// arrived; then it keeps the stack up until interrupted.
+// Command orgkey-local runs the organization-key service's local stack (what
+// `make run` starts): the emulators (DynamoDB Local, aws-ses-v2-local, moto's
+// KMS, cognito-local), every function's built bootstrap, the HTTP API on
+// 127.0.0.1:3000 and the Lambda endpoint on 127.0.0.1:3001, all from
+// template.yaml (see internal/localstack). In demo mode it walks through the
+// product with real calls; then it keeps the stack up until interrupted, and
+// stops every process it started.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-
-	"github.com/mspvault/orgkey/internal/emulators"
-	"github.com/mspvault/orgkey/internal/lambdarun"
-	"github.com/mspvault/orgkey/internal/samtemplate"
+	"github.com/mspvault/orgkey/internal/localstack"
 )
 
 func main() {
@@ -41,32 +35,32 @@ func main() {
 	}
 }
 
-const activationFunction = "ActivationEmailFunction"
-
 type options struct {
-	root      string
-	demo      bool
-	wait      bool
-	table     string
-	bootstrap string
-	event     string
-	ports     emulators.Options
+	stack        localstack.Options
+	demo         bool
+	wait         bool
+	stateFile    string
+	functionLogs string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("orgkey-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.root, "root", "", "repository root (default: the directory holding go.mod, found from the working directory)")
+	fs.StringVar(&o.stack.Root, "root", "", "repository root (default: the directory holding go.mod, found from the working directory)")
 	fs.BoolVar(&o.demo, "demo", demoDefault(os.Getenv("DEMO")),
-		"invoke activation-email once with its sample event and show the mail (default from DEMO: 0/false/no turns it off)")
+		"walk through the product with real calls once the stack is up (default from DEMO: 0/false/no/off turns it off)")
 	fs.BoolVar(&o.wait, "wait", true, "keep the stack running until interrupted (Ctrl-C)")
-	fs.StringVar(&o.table, "table", "orgkey-local", "table name (also the KMS key's alias)")
-	fs.StringVar(&o.bootstrap, "bootstrap", "bin/activation-email/bootstrap", "activation-email's built bootstrap (`make build`), relative to the root")
-	fs.StringVar(&o.event, "event", "events/activation-email.json", "event for the demo invocation, relative to the root")
-	fs.IntVar(&o.ports.DynamoDBPort, "dynamodb-port", 0, "DynamoDB Local port (0: a free one)")
-	fs.IntVar(&o.ports.SESPort, "ses-port", 0, "aws-ses-v2-local port (0: a free one)")
-	fs.IntVar(&o.ports.KMSPort, "kms-port", 0, "moto (KMS) port (0: a free one)")
+	fs.StringVar(&o.stack.Table, "table", "orgkey-local", "table name (also the KMS key's alias)")
+	fs.IntVar(&o.stack.APIPort, "api-port", 3000, "HTTP API port (0: a free one)")
+	fs.IntVar(&o.stack.LambdaPort, "lambda-port", 3001, "Lambda Invoke API port (0: a free one)")
+	fs.IntVar(&o.stack.CognitoPort, "cognito-port", 9229, "cognito-local port (0: a free one)")
+	fs.IntVar(&o.stack.Emulators.DynamoDBPort, "dynamodb-port", 8000, "DynamoDB Local port (0: a free one)")
+	fs.IntVar(&o.stack.Emulators.SESPort, "ses-port", 8005, "aws-ses-v2-local port, also its mail viewer (0: a free one)")
+	fs.IntVar(&o.stack.Emulators.KMSPort, "kms-port", 4599, "moto (KMS) port (0: a free one)")
+	fs.StringVar(&o.stack.LogDir, "log-dir", "", "directory for the emulators' and functions' logs (default: a temporary one, removed on exit)")
+	fs.StringVar(&o.functionLogs, "function-logs", "", "where the functions' JSON logs go: - for stderr (default: functions.log in the log directory)")
+	fs.StringVar(&o.stateFile, "state-file", "", "write the endpoints as JSON to this file once the stack is up")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -90,162 +84,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	if o.root == "" {
-		if o.root, err = samtemplate.FindRoot(); err != nil {
-			return err
-		}
+	if o.functionLogs == "-" {
+		o.stack.FunctionLogs = stderr
 	}
-	bootstrap := under(o.root, o.bootstrap)
-	if _, err := os.Stat(bootstrap); err != nil {
-		return fmt.Errorf("%s not found: run `make build` first", bootstrap)
-	}
-	tpl, err := samtemplate.Load(filepath.Join(o.root, "template.yaml"))
-	if err != nil {
-		return err
-	}
-	fn, err := findFunction(tpl, activationFunction)
-	if err != nil {
-		return err
-	}
-
-	fmt.Fprintln(stdout, "starting the emulators (DynamoDB Local, aws-ses-v2-local, moto KMS)...")
+	fmt.Fprintln(stdout, "starting the local stack (DynamoDB Local, aws-ses-v2-local, moto KMS, cognito-local, the functions)...")
 	began := time.Now()
-	opts := o.ports
-	opts.Root = o.root
-	stack, err := emulators.Start(ctx, opts)
+	stack, err := localstack.Start(ctx, o.stack)
 	if err != nil {
 		return err
 	}
 	defer func() {
+		fmt.Fprintln(stdout, "stopping the local stack...")
 		if serr := stack.Stop(); serr != nil {
 			err = errors.Join(err, serr)
+		} else {
+			fmt.Fprintln(stdout, "stopped; nothing left running")
 		}
 	}()
-	if err := stack.Setenv(); err != nil {
-		return err
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("load AWS config: %w", err)
-	}
-	keyID, err := stack.Provision(ctx, awsCfg, o.table)
-	if err != nil {
-		return err
-	}
-	key, err := kms.NewFromConfig(awsCfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
-	if err != nil {
-		return fmt.Errorf("describe key %s: %w", keyID, err)
-	}
-	fmt.Fprintf(stdout, "ready in %v: table %s, KMS key %s\n", time.Since(began).Round(100*time.Millisecond), o.table, keyID)
-
-	fnEnv, err := functionEnv(tpl, fn, map[string]localResource{
-		emulators.TableLogicalID: {Ref: o.table, Arn: "arn:aws:dynamodb:us-east-1:123456789012:table/" + o.table},
-		"OrgKeyWrappingKey":      {Ref: keyID, Arn: aws.ToString(key.KeyMetadata.Arn)},
-	})
-	if err != nil {
-		return err
-	}
-	f, err := lambdarun.Start(lambdarun.Config{
-		Name:      "orgkey-local-activation-email",
-		Bootstrap: bootstrap,
-		Env:       append(stack.Env(), fnEnv...),
-		MemoryMB:  fn.MemorySize,
-		Timeout:   time.Duration(fn.Timeout) * time.Second,
-		Logs:      stderr,
-	})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}()
-
-	if o.demo {
-		if err := demo(ctx, stdout, stack, f, under(o.root, o.event)); err != nil {
+	fmt.Fprintf(stdout, "ready in %v\n", time.Since(began).Round(100*time.Millisecond))
+	if o.stateFile != "" {
+		if err := stack.WriteState(o.stateFile); err != nil {
 			return err
 		}
+		defer os.Remove(o.stateFile)
 	}
-	printStack(stdout, stack, o.table, keyID, fnEnv)
+
+	if o.demo {
+		began := time.Now()
+		if err := localstack.Walkthrough(ctx, stdout, localstack.NewClient(stack.Endpoints)); err != nil {
+			return fmt.Errorf("walkthrough: %w", err)
+		}
+		fmt.Fprintf(stdout, "   (walkthrough took %v)\n", time.Since(began).Round(100*time.Millisecond))
+	}
+	printStack(stdout, stack)
 
 	if !o.wait {
 		return nil
 	}
 	fmt.Fprintln(stdout, "\nthe stack is running; press Ctrl-C to stop it")
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nstopping...")
+	fmt.Fprintln(stdout)
 	return nil
 }
 
-// demo invokes activation-email with its sample event and prints the
-// function's answer and the mail the local SES received.
-func demo(ctx context.Context, w io.Writer, stack *emulators.Stack, f *lambdarun.Function, eventPath string) error {
-	event, err := os.ReadFile(eventPath)
-	if err != nil {
-		return fmt.Errorf("read the demo event: %w", err)
+func printStack(w io.Writer, s *localstack.Stack) {
+	fmt.Fprintf(w, "\n== the local stack\n")
+	fmt.Fprintf(w, "HTTP API:          %s\n", s.API)
+	for _, k := range slices.Sorted(maps.Keys(s.Routes)) {
+		fmt.Fprintf(w, "                     %-24s authorizer %s\n", k, s.Routes[k])
 	}
-	fmt.Fprintf(w, "\n== invoking activation-email with %s\n", eventPath)
-	out, err := f.Invoke(ctx, event)
-	if err != nil {
-		return fmt.Errorf("invoke activation-email: %w", err)
-	}
-	fmt.Fprintf(w, "result:\n%s\n", indent(out))
-
-	mails, err := stack.Emails(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n== %d mail(s) at the local SES\n", len(mails))
-	for _, m := range mails {
-		fmt.Fprintf(w, "\nSubject: %s\nFrom:    %s\nTo:      %s\n\n%s\n", m.Subject, m.From, strings.Join(m.To, ", "), strings.TrimRight(m.Text, "\n"))
-	}
-	return nil
-}
-
-func printStack(w io.Writer, stack *emulators.Stack, table, keyID string, fnEnv []string) {
-	fmt.Fprintf(w, "\n== local stack\n")
-	fmt.Fprintf(w, "SES mail viewer:  %s\n", stack.SESViewerURL())
-	fmt.Fprintf(w, "DynamoDB Local:   %s (table %s)\n", stack.DynamoDB, table)
-	fmt.Fprintf(w, "KMS (moto):       %s (key %s, alias/%s)\n", stack.KMS, keyID, table)
-	fmt.Fprintf(w, "emulator logs:    %s\n", stack.LogDir)
-	fmt.Fprintf(w, "activation-email environment: %s\n", strings.Join(fnEnv, " "))
-	fmt.Fprintf(w, "\nto use the AWS CLI against it, in another shell:\n")
-	for _, kv := range stack.Env() {
+	fmt.Fprintf(w, "Lambda endpoint:   %s (%s)\n", s.Lambda, strings.Join(s.Functions, ", "))
+	fmt.Fprintf(w, "SES mail viewer:   %s\n", s.SESViewer)
+	fmt.Fprintf(w, "Cognito:           %s (user pool %s, app client %s)\n", s.Cognito, s.UserPoolID, s.ClientID)
+	fmt.Fprintf(w, "  JWT issuer:      %s\n", s.Issuer)
+	fmt.Fprintf(w, "DynamoDB Local:    %s (table %s)\n", s.DynamoDB, s.Table)
+	fmt.Fprintf(w, "KMS (moto):        %s (key %s, alias/%s)\n", s.KMS, s.KMSKeyID, s.Table)
+	fmt.Fprintf(w, "logs:              %s (functions.log, cognito.log, dynamodb.log, ses.log, kms.log)\n", s.LogDir)
+	fmt.Fprintf(w, "\nthe AWS CLI against it, in another shell:\n")
+	for _, kv := range s.CLIEnv() {
 		fmt.Fprintf(w, "  export %s\n", kv)
 	}
-	fmt.Fprintf(w, "  aws dynamodb scan --table-name %s\n", table)
-}
-
-func findFunction(tpl *samtemplate.Template, logicalID string) (samtemplate.Function, error) {
-	fns, err := tpl.Functions()
-	if err != nil {
-		return samtemplate.Function{}, err
-	}
-	for _, fn := range fns {
-		if fn.LogicalID == logicalID {
-			return fn, nil
-		}
-	}
-	return samtemplate.Function{}, fmt.Errorf("template.yaml has no function %s", logicalID)
-}
-
-func indent(b []byte) string {
-	var v any
-	if json.Unmarshal(b, &v) != nil {
-		return string(b)
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return string(b)
-	}
-	return string(out)
-}
-
-// under resolves a relative path against the repository root.
-func under(root, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(root, p)
+	fmt.Fprintf(w, "  TOKEN=$(aws cognito-idp initiate-auth --client-id %s --auth-flow USER_PASSWORD_AUTH \\\n", s.ClientID)
+	fmt.Fprintf(w, "    --auth-parameters USERNAME=camille.martin@example.com,PASSWORD='%s' \\\n", localstack.DemoPassword)
+	fmt.Fprintf(w, "    --query AuthenticationResult.AccessToken --output text)\n")
+	fmt.Fprintf(w, "  curl -si -X POST -H \"Authorization: Bearer $TOKEN\" %s/org-key/reveal\n", s.API)
+	fmt.Fprintf(w, "  aws lambda invoke --function-name SupportResetFunction --cli-binary-format raw-in-base64-out \\\n")
+	fmt.Fprintf(w, "    --payload file://events/support-reset-dry-run.json /dev/stdout\n")
+	fmt.Fprintf(w, "  aws dynamodb scan --table-name %s --max-items 5\n", s.Table)
 }
