@@ -22,7 +22,6 @@ import (
 
 	"github.com/mspvault/orgkey/internal/activation"
 	"github.com/mspvault/orgkey/internal/apperr"
-	"github.com/mspvault/orgkey/internal/emulators"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
@@ -36,24 +35,7 @@ const mailFrom = "no-reply@orgkey.test"
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // logSink collects every log line of the package's tests; TestNoKeyInLogs reads it.
-var logSink = &syncBuffer{}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+var logSink = testenv.NewLogBuffer()
 
 // fixture is one service wired to the emulators, with its own log buffer.
 type fixture struct {
@@ -62,7 +44,7 @@ type fixture struct {
 	store   *store.Store
 	svc     *activation.Service
 	handler *activation.Handler
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 }
 
 type option func(*fixture, *aws.Config)
@@ -97,22 +79,13 @@ func newFixture(t *testing.T, table string, opts ...option) *fixture {
 		&keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
 		&mail.Sender{SES: sesv2.NewFromConfig(cfg), From: mailFrom},
 		"https://vault.example.test", 2*time.Minute)
-	logs := &syncBuffer{}
+	logs := testenv.NewLogBuffer(logSink)
 	f := &fixture{env: env, table: table, store: st, svc: svc, logs: logs}
-	f.handler = &activation.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(ioMulti(logs, logSink), nil))}
+	f.handler = &activation.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(logs, nil))}
 	for _, o := range opts {
 		o(f, &cfg)
 	}
 	return f
-}
-
-func ioMulti(a, b *syncBuffer) *multiWriter { return &multiWriter{a, b} }
-
-type multiWriter struct{ a, b *syncBuffer }
-
-func (m *multiWriter) Write(p []byte) (int, error) {
-	m.a.Write(p)
-	return m.b.Write(p)
 }
 
 // signUpEvent is events/activation-email.json for a fresh user.
@@ -159,26 +132,12 @@ func (f *fixture) invoke(t *testing.T, raw json.RawMessage) (any, error) {
 	return f.handler.Handle(ctx, raw)
 }
 
-// mailsTo waits briefly for the SES emulator and returns the mails to addr.
-func mailsTo(t *testing.T, addr string) []emulators.Email {
-	t.Helper()
-	got, err := testenv.Get(t).EmailsTo(t.Context(), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-// keyIn extracts and parses the org key from a mail body.
+// keyIn reads the org key from a mail body.
 func keyIn(t *testing.T, body string) orgkey.Key {
 	t.Helper()
-	i := strings.Index(body, orgkey.Prefix+"-")
-	if i < 0 {
-		t.Fatalf("no org key in mail:\n%s", body)
-	}
-	k, err := orgkey.Parse(body[i : i+len("OK1-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX")])
-	if err != nil {
-		t.Fatalf("mail holds a malformed key: %v", err)
+	k, ok := orgkey.Find(body)
+	if !ok {
+		t.Fatalf("no well-formed org key in mail:\n%s", body)
 	}
 	return k
 }
@@ -239,7 +198,7 @@ func TestActivationCreatesOrganizationAndMailsKey(t *testing.T) {
 				t.Fatalf("handler changed the event:\n got %s\nwant %s", gotJSON, raw)
 			}
 
-			mails := mailsTo(t, email)
+			mails := testenv.Get(t).MailsTo(t, email)
 			if len(mails) != 1 {
 				t.Fatalf("%d mails to the creator, want 1", len(mails))
 			}
@@ -369,7 +328,7 @@ func TestConcurrentTriggersMakeOneOrganizationAndOneMail(t *testing.T) {
 	if n := f.countKind(t, "signup", "sub", sub); n != 1 {
 		t.Errorf("%d sign-up records, want 1", n)
 	}
-	mails := mailsTo(t, email)
+	mails := testenv.Get(t).MailsTo(t, email)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails, want 1", len(mails))
 	}
@@ -393,7 +352,7 @@ func TestSESFailureThenRetrySendsOnce(t *testing.T) {
 	if _, err := down.store.GetOrg(t.Context(), su.TenantID); err != nil {
 		t.Fatalf("organization must exist after SES failure: %v", err)
 	}
-	if n := len(mailsTo(t, email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, email)); n != 0 {
 		t.Fatalf("%d mails while SES is down", n)
 	}
 
@@ -405,7 +364,7 @@ func TestSESFailureThenRetrySendsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mails := mailsTo(t, email)
+	mails := testenv.Get(t).MailsTo(t, email)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails after retries, want 1", len(mails))
 	}
@@ -463,7 +422,7 @@ func TestCatchUpFinishesWhatTriesLeft(t *testing.T) {
 		t.Fatalf("sweep = %+v, want 2 found and finished", r)
 	}
 	for _, c := range []struct{ sub, email string }{{subA, emailA}, {subB, emailB}, {"", emailC}} {
-		if n := len(mailsTo(t, c.email)); n != 1 {
+		if n := len(testenv.Get(t).MailsTo(t, c.email)); n != 1 {
 			t.Errorf("%s: %d mails, want 1", c.email, n)
 		}
 		if c.sub == "" {
@@ -547,7 +506,7 @@ func TestBadEventsChangeNothing(t *testing.T) {
 			if n := f.countKind(t, "user", "email", email); n != 0 {
 				t.Errorf("%d users written", n)
 			}
-			if n := len(mailsTo(t, email)); n != 0 {
+			if n := len(testenv.Get(t).MailsTo(t, email)); n != 0 {
 				t.Errorf("%d mails sent", n)
 			}
 			line := f.logs.String()[before:]

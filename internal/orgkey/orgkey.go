@@ -199,3 +199,24 @@ func mulAlpha(x byte) byte {
 	}
 	return x
 }
+
+// canonicalLen is the length of a key's printed form.
+const canonicalLen = len(Prefix) + (dataChars+1)/groupSize*(groupSize+1)
+
+// Find returns the first well-formed key printed in canonical form in s (a mail body,
+// a log). Tests use it to read a mailed key and to scan output for leaked keys.
+func Find(s string) (Key, bool) {
+	for i := 0; ; {
+		j := strings.Index(s[i:], Prefix+"-")
+		if j < 0 {
+			return Key{}, false
+		}
+		i += j
+		if end := i + canonicalLen; end <= len(s) {
+			if k, err := Parse(s[i:end]); err == nil {
+				return k, true
+			}
+		}
+		i += len(Prefix)
+	}
+}

@@ -209,3 +209,19 @@ func TestClaimTokenEntropy(t *testing.T) {
 		t.Fatal("two tokens are too alike")
 	}
 }
+
+func TestFind(t *testing.T) {
+	k := mustGenerate(t)
+	if got, ok := Find("x OK1-ABCD and then: " + k.Reveal() + ". Done"); !ok || !got.Equal(k) {
+		t.Fatal("Find missed the key")
+	}
+	if _, ok := Find("OK1-" + strings.ToLower(k.Reveal()[4:10])); ok {
+		t.Fatal("Find accepted a fragment")
+	}
+	if _, ok := Find(""); ok {
+		t.Fatal("Find in empty text")
+	}
+	if len(k.Reveal()) != canonicalLen {
+		t.Fatalf("canonicalLen %d, key length %d", canonicalLen, len(k.Reveal()))
+	}
+}

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
-	"github.com/mspvault/orgkey/internal/emulators"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
@@ -39,28 +38,7 @@ const mailFrom = "no-reply@orgkey.test"
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // logSink collects every log line of the package's tests; TestZNoKeyInAnyLog reads it.
-var logSink = &syncBuffer{}
-
-type syncBuffer struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	tees *syncBuffer // also written to, when set
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	if b.tees != nil {
-		b.tees.Write(p)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+var logSink = testenv.NewLogBuffer()
 
 // faults wraps the real DynamoDB client and injects failures and delays.
 type faults struct {
@@ -98,7 +76,7 @@ type fixture struct {
 	faults  *faults
 	svc     *reset.Service
 	handler *reset.Handler
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 }
 
 type option func(*fixture)
@@ -132,7 +110,7 @@ func newFixture(t testing.TB, table string, opts ...option) *fixture {
 		&keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID},
 		&mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
 		"https://vault.example.test", 2*time.Second, 0)
-	logs := &syncBuffer{tees: logSink}
+	logs := testenv.NewLogBuffer(logSink)
 	f := &fixture{env: env, table: table, store: store.New(db, table), faults: fl, svc: svc, logs: logs}
 	f.handler = &reset.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(logs, nil))}
 	for _, o := range opts {
@@ -260,24 +238,11 @@ func (f *fixture) mustComplete(t *testing.T, raw json.RawMessage) *reset.Report 
 	return rep
 }
 
-func mailsTo(t *testing.T, addr string) []emulators.Email {
-	t.Helper()
-	got, err := testenv.Get(t).EmailsTo(t.Context(), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 func keyIn(t *testing.T, body string) orgkey.Key {
 	t.Helper()
-	i := strings.Index(body, orgkey.Prefix+"-")
-	if i < 0 {
-		t.Fatalf("no org key in mail:\n%s", body)
-	}
-	k, err := orgkey.Parse(body[i : i+len("OK1-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX")])
-	if err != nil {
-		t.Fatalf("mail holds a malformed key: %v", err)
+	k, ok := orgkey.Find(body)
+	if !ok {
+		t.Fatalf("no well-formed org key in mail:\n%s", body)
 	}
 	return k
 }
@@ -310,7 +275,7 @@ func (f *fixture) assertUntouched(t *testing.T, o *org, ticket string, want stor
 	if _, err := f.store.GetReset(t.Context(), ticket); apperr.CodeOf(err) != apperr.NotFound {
 		t.Errorf("a reset was recorded for %s (%v)", ticket, err)
 	}
-	if n := len(mailsTo(t, o.admin.Email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, o.admin.Email)); n != 0 {
 		t.Errorf("%d mails to the admin", n)
 	}
 }
@@ -353,7 +318,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 		}
 	}
 	// One mail, to the kept admin, in their language, with the stored key.
-	mails := mailsTo(t, o.admin.Email)
+	mails := testenv.Get(t).MailsTo(t, o.admin.Email)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails to the kept admin, want 1", len(mails))
 	}
@@ -374,7 +339,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 		t.Fatal("the key did not change")
 	}
 	for _, u := range o.others {
-		if n := len(mailsTo(t, u.Email)); n != 0 {
+		if n := len(testenv.Get(t).MailsTo(t, u.Email)); n != 0 {
 			t.Errorf("%d mails to deleted user %s", n, u.Role)
 		}
 	}

@@ -1,7 +1,6 @@
 package revealkey_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -35,23 +34,6 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const mailFrom = "no-reply@orgkey.test"
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // world is one organization with every role, and a second organization.
 type world struct {
 	env                                     *testenv.Env
@@ -61,7 +43,7 @@ type world struct {
 	admin, admin2, pro, siteAdmin, siteUser tenant.User
 	outsider                                tenant.User
 	handler                                 *revealkey.Handler
-	logs                                    *syncBuffer
+	logs                                    *testenv.LogBuffer
 	now                                     time.Time
 }
 
@@ -72,7 +54,7 @@ func newWorld(t *testing.T, rate int) *world {
 	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	kc := kms.NewFromConfig(env.AWSConfig)
 	sd := seed.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID})
-	w := &world{env: env, st: st, logs: &syncBuffer{}, now: time.Now()}
+	w := &world{env: env, st: st, logs: testenv.NewLogBuffer(), now: time.Now()}
 	mk := func(tid string, role tenant.Role, locale string, sites ...string) tenant.User {
 		u, err := sd.User(ctx, tid, tenant.User{Email: testenv.UniqueName(string(role)) + "@example.test", Name: "N " + string(role), Locale: locale, Role: role, Sites: sites})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -58,24 +57,7 @@ func remember(s string) {
 }
 
 // logSink collects every log line of the package's tests.
-var logSink = &syncBuffer{}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+var logSink = testenv.NewLogBuffer()
 
 // fixture is one service and handler wired to the emulators.
 type fixture struct {
@@ -84,7 +66,7 @@ type fixture struct {
 	seeder  *seed.Seeder
 	svc     *sendkey.Service
 	handler *sendkey.Handler
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -92,8 +74,8 @@ func newFixture(t *testing.T) *fixture {
 	env := testenv.Get(t)
 	kc := kms.NewFromConfig(env.AWSConfig)
 	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(io.MultiWriter(logs, logSink), nil))
+	logs := testenv.NewLogBuffer(logSink)
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	svc := sendkey.NewService(st, &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
 		&mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
 		sendkey.Config{AppURL: appURL, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3})
@@ -258,15 +240,6 @@ func wantError(t *testing.T, resp httpapi.Response, status int, reason string) {
 }
 
 // mailsTo returns the mails the SES emulator holds for addr.
-func mailsTo(t *testing.T, addr string) []emulators.Email {
-	t.Helper()
-	got, err := testenv.Get(t).EmailsTo(t.Context(), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 // claimToken takes the claim link out of a mail, checks the text and HTML agree, and
 // returns its token.
 func claimToken(t *testing.T, m emulators.Email) string {
@@ -397,14 +370,14 @@ func TestSendRoleMatrix(t *testing.T) {
 			if tc.byEmail {
 				body = fmt.Sprintf(`{"email":%q}`, strings.ToUpper(tc.target.Email)) // emails compare case-blind
 			}
-			before := len(mailsTo(t, tc.target.Email))
+			before := len(testenv.Get(t).MailsTo(t, tc.target.Email))
 			began := time.Now()
 			resp := f.send(t, tc.sender, body)
 			assertNoSecret(t, "the answer", responseText(resp), w.key, w.otherKey)
 			if strings.Contains(resp.Body, w.other.ID) || (tc.target.TenantID == w.other.ID && strings.Contains(responseText(resp), tc.target.ID)) {
 				t.Fatalf("answer names the other organization's ids: %s", resp.Body)
 			}
-			mails := mailsTo(t, tc.target.Email)[before:]
+			mails := testenv.Get(t).MailsTo(t, tc.target.Email)[before:]
 			if tc.status != http.StatusAccepted {
 				wantError(t, resp, tc.status, tc.reason)
 				if len(mails) != 0 {
@@ -478,7 +451,7 @@ func TestCrossTenantTargetIsAnsweredLikeAMissingOne(t *testing.T) {
 			}
 		})
 	}
-	if n := len(mailsTo(t, w.otherPro.Email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, w.otherPro.Email)); n != 0 {
 		t.Errorf("%d mails to the other organization's user", n)
 	}
 }
@@ -500,7 +473,7 @@ func TestClaimStoresKeyInCookieOnce(t *testing.T) {
 			if resp := f.sendTo(t, w.orgAdmin, target); resp.StatusCode != http.StatusAccepted {
 				t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
 			}
-			token := claimToken(t, mailsTo(t, target.Email)[0])
+			token := claimToken(t, testenv.Get(t).MailsTo(t, target.Email)[0])
 
 			// The table holds the token's hash only, bound to the user and key version.
 			claims, err := f.store.TenantClaims(t.Context(), w.org.ID)
@@ -591,7 +564,7 @@ func TestConcurrentClaimsGiveTheKeyOnce(t *testing.T) {
 	if resp := f.sendTo(t, w.siteAdmin, w.siteUser1); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
 	}
-	token := claimToken(t, mailsTo(t, w.siteUser1.Email)[0])
+	token := claimToken(t, testenv.Get(t).MailsTo(t, w.siteUser1.Email)[0])
 	const n = 16
 	resps := make([]httpapi.Response, n)
 	var wg sync.WaitGroup
@@ -691,7 +664,7 @@ func TestClaimRefusals(t *testing.T) {
 			if resp := f.sendTo(t, w.orgAdmin, w.pro); resp.StatusCode != http.StatusAccepted {
 				t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
 			}
-			token := claimToken(t, mailsTo(t, w.pro.Email)[0])
+			token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
 			open := tc.prepare(t, f, w, token)
 			wantGone(t, f.claim(t, open))
 
@@ -726,7 +699,7 @@ func TestResettingOrganizationConflicts(t *testing.T) {
 	f.setOrg(t, w.org.ID, "status", &ddbtypes.AttributeValueMemberS{Value: string(tenant.Resetting)})
 	wantError(t, f.sendTo(t, w.orgAdmin, w.pro), http.StatusConflict, "organization_resetting")
 	wantError(t, f.request(t, w.pro, ""), http.StatusConflict, "organization_resetting")
-	if n := len(mailsTo(t, w.pro.Email)) + len(mailsTo(t, w.orgAdmin.Email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, w.pro.Email)) + len(testenv.Get(t).MailsTo(t, w.orgAdmin.Email)); n != 0 {
 		t.Errorf("%d mails while resetting", n)
 	}
 }
@@ -742,7 +715,7 @@ func TestCallerIdentity(t *testing.T) {
 	}
 	wantError(t, f.sendTo(t, w.orgAdmin2, w.pro), http.StatusForbidden, "unknown_user")
 	wantError(t, f.request(t, tenant.User{}, ""), http.StatusUnauthorized, "missing_identity")
-	if n := len(mailsTo(t, w.pro.Email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, w.pro.Email)); n != 0 {
 		t.Errorf("%d mails", n)
 	}
 }
@@ -778,7 +751,7 @@ func TestSendBadBodies(t *testing.T) {
 		req.Headers["content-type"] = "application/x-www-form-urlencoded"
 		wantError(t, f.do(t, req), http.StatusBadRequest, "unsupported_media_type")
 	})
-	if n := len(mailsTo(t, w.pro.Email)); n != 0 {
+	if n := len(testenv.Get(t).MailsTo(t, w.pro.Email)); n != 0 {
 		t.Errorf("%d mails from bad bodies", n)
 	}
 	if claims, _ := f.store.TenantClaims(t.Context(), w.org.ID); len(claims) != 0 {
@@ -811,7 +784,7 @@ func TestSendRateLimit(t *testing.T) {
 	if counts[http.StatusAccepted] != 5 || counts[http.StatusTooManyRequests] != n-5 {
 		t.Fatalf("answers %v, want 5 x 202 and %d x 429", counts, n-5)
 	}
-	if got := len(mailsTo(t, w.pro.Email)); got != 5 {
+	if got := len(testenv.Get(t).MailsTo(t, w.pro.Email)); got != 5 {
 		t.Errorf("%d mails, want 5", got)
 	}
 	// Refused sends count too, so probing for users is bounded.
@@ -854,14 +827,14 @@ func TestRequestKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := map[string]int{}
 			for _, a := range append(append([]tenant.User{}, tc.want.admins...), tc.want.notAdmins...) {
-				before[a.Email] = len(mailsTo(t, a.Email))
+				before[a.Email] = len(testenv.Get(t).MailsTo(t, a.Email))
 			}
 			resp := f.request(t, tc.requester, "")
 			if resp.StatusCode != http.StatusAccepted || resp.Body != `{"status":"requested"}` {
 				t.Fatalf("request: %d %s", resp.StatusCode, resp.Body)
 			}
 			for _, a := range tc.want.admins {
-				mails := mailsTo(t, a.Email)[before[a.Email]:]
+				mails := testenv.Get(t).MailsTo(t, a.Email)[before[a.Email]:]
 				if len(mails) != 1 {
 					t.Fatalf("%d mails to admin %s, want 1", len(mails), a.Name)
 				}
@@ -883,7 +856,7 @@ func TestRequestKey(t *testing.T) {
 				}
 			}
 			for _, a := range tc.want.notAdmins {
-				if got := len(mailsTo(t, a.Email)) - before[a.Email]; got != 0 {
+				if got := len(testenv.Get(t).MailsTo(t, a.Email)) - before[a.Email]; got != 0 {
 					t.Errorf("%d mails to %s, who may not send to the requester", got, a.Name)
 				}
 			}
@@ -944,7 +917,7 @@ func TestDependencyFailures(t *testing.T) {
 	if r := f.sendTo(t, w.orgAdmin, w.pro); r.StatusCode != http.StatusAccepted {
 		t.Fatalf("send: %d %s", r.StatusCode, r.Body)
 	}
-	token := claimToken(t, mailsTo(t, w.pro.Email)[0])
+	token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
 	goodKMS := f.svc.Unwrapper
 	f.svc.Unwrapper = &keywrap.Unwrapper{KMS: kms.NewFromConfig(f.env.AWSConfig, func(o *kms.Options) {
 		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
@@ -970,7 +943,7 @@ func TestClaimBaseURL(t *testing.T) {
 	if r := f.sendTo(t, w.orgAdmin, w.pro); r.StatusCode != http.StatusAccepted {
 		t.Fatalf("send: %d %s", r.StatusCode, r.Body)
 	}
-	m := mailsTo(t, w.pro.Email)[0]
+	m := testenv.Get(t).MailsTo(t, w.pro.Email)[0]
 	link := linkIn(t, m.Text, "https://vault.example.test/org-key/claim?token=")
 	remember(link)
 	if strings.Contains(m.Text, "execute-api") {
