@@ -16,10 +16,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
@@ -119,40 +117,22 @@ const (
 // validate checks a request before anything is written.
 func (r Request) validate() error {
 	switch {
-	case r.Sub == "" || len(r.Sub) > maxSub || !printable(r.Sub):
+	case r.Sub == "" || len(r.Sub) > maxSub || !tenant.PlainText(r.Sub):
 		return apperr.New(apperr.Invalid, "missing_sub", "the user has no valid sub")
 	case r.Email == "":
 		return apperr.New(apperr.Invalid, "missing_email", "the user has no email address")
-	case len(r.Email) > maxEmail || !validEmail(r.Email):
+	case len(r.Email) > maxEmail || !tenant.PlainEmail(r.Email):
 		return apperr.New(apperr.Invalid, "invalid_email", "the user's email address is not valid")
 	case strings.TrimSpace(r.Company) == "":
 		return apperr.New(apperr.Invalid, "missing_company_name", "the user has no company name")
-	case utf8.RuneCountInString(r.Company) > maxName || !printable(r.Company):
+	case utf8.RuneCountInString(r.Company) > maxName || !tenant.PlainText(r.Company):
 		return apperr.New(apperr.Invalid, "invalid_company_name", "the company name is too long or has control characters")
-	case utf8.RuneCountInString(r.Name) > maxName || !printable(r.Name):
+	case utf8.RuneCountInString(r.Name) > maxName || !tenant.PlainText(r.Name):
 		return apperr.New(apperr.Invalid, "invalid_name", "the user's name is too long or has control characters")
-	case len(r.Locale) > maxLocale || !printable(r.Locale):
+	case len(r.Locale) > maxLocale || !tenant.PlainText(r.Locale):
 		return apperr.New(apperr.Invalid, "invalid_locale", "the user's locale is not valid")
 	}
 	return nil
-}
-
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s && a.Name == ""
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		// U+FFFD is what a JSON decoder makes of invalid UTF-8: the input was corrupt.
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
 }
 
 // Activate runs the flow for one confirmed sign-up. Invalid input is refused before

@@ -19,10 +19,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
@@ -159,7 +157,7 @@ func (r Request) validate() error {
 		switch {
 		case strings.TrimSpace(v) == "":
 			return apperr.New(apperr.Invalid, "missing_field", fmt.Sprintf("%s must not be empty", name))
-		case utf8.RuneCountInString(v) > limit || !printable(v):
+		case utf8.RuneCountInString(v) > limit || !tenant.PlainText(v):
 			return apperr.New(apperr.Invalid, "invalid_field", fmt.Sprintf("%s is too long or has control characters", name))
 		}
 		return nil
@@ -183,22 +181,10 @@ func (r Request) validate() error {
 		return apperr.New(apperr.Invalid, "invalid_verification_method",
 			"verification.method must be one of phone_callback, video_call, in_person")
 	}
-	if a, err := mail.ParseAddress(strings.TrimSpace(r.KeepAdminEmail)); err != nil || a.Address != strings.TrimSpace(r.KeepAdminEmail) {
+	if !tenant.PlainEmail(strings.TrimSpace(r.KeepAdminEmail)) {
 		return apperr.New(apperr.Invalid, "invalid_keep_admin_email", "keepAdminEmail is not a plain email address")
 	}
 	return nil
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
 }
 
 // NameMatches is how confirmOrganizationName is compared with the organization's

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"net/url"
 	"strings"
 	"time"
@@ -172,9 +171,9 @@ func (t Target) validate() error {
 	switch {
 	case (t.UserID == "") == (t.Email == ""):
 		return apperr.New(apperr.Invalid, "userid_or_email_required", "give exactly one of userId and email")
-	case t.UserID != "" && (len(t.UserID) > maxID || !printable(t.UserID)):
+	case t.UserID != "" && (len(t.UserID) > maxID || !tenant.PlainID(t.UserID)):
 		return apperr.New(apperr.Invalid, "invalid_user_id", "userId is not a valid user id")
-	case t.Email != "" && (len(t.Email) > maxEmail || !validEmail(t.Email)):
+	case t.Email != "" && (len(t.Email) > maxEmail || !tenant.PlainEmail(t.Email)):
 		return apperr.New(apperr.Invalid, "invalid_email", "email is not a valid address")
 	}
 	return nil
@@ -391,21 +390,4 @@ func oneLine(s string) string {
 		n++
 	}
 	return strings.TrimSpace(b.String())
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s && a.Name == ""
 }
