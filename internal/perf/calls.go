@@ -1,0 +1,59 @@
+package perf
+
+// FlowCalls is what one successful request of a flow calls.
+type FlowCalls struct {
+	Calls Calls // what the flow makes, exactly (TestRemoteCalls holds it to this)
+	// Min is the least a correct implementation of the same design makes: every
+	// independent read of known keys in one BatchGetItem, nothing read twice.
+	Min Calls
+	Why string // why Calls is above Min
+}
+
+// ResetVaultItems is the size of the organizations the reset rows are counted on:
+// the reset's calls grow with it (one BatchWriteItem per 25 items).
+const ResetVaultItems = 100
+
+// RemoteCalls is the table of AWS API calls per flow, held by TestRemoteCalls and
+// printed by the benchmark's report.
+var RemoteCalls = map[string]FlowCalls{
+	"activation: sign-up confirmed": {
+		Calls: Calls{"DynamoDB.PutItem": 1, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 2, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.PutItem": 1, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Why: "the mail lease is its own UpdateItem, not part of the organization's transaction, so that a retried trigger " +
+			"(which finds the organization made) takes it the same way; folding it in would save one call on first tries only",
+	},
+	"send-key: send": {
+		Calls: Calls{"DynamoDB.Query": 1, "DynamoDB.GetItem": 3, "DynamoDB.UpdateItem": 1, "DynamoDB.PutItem": 2, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.Query": 1, "DynamoDB.BatchGetItem": 1, "DynamoDB.UpdateItem": 1, "DynamoDB.PutItem": 2, "SESv2.SendEmail": 1},
+		Why: "caller, organization and target are three GetItem (the shared httpapi.ResolveCaller, then the target " +
+			"after the rate limit, so that probing for users is counted); one BatchGetItem could read them: 2 calls",
+	},
+	"send-key: claim": {
+		Calls: Calls{"DynamoDB.GetItem": 3, "KMS.Decrypt": 1, "DynamoDB.UpdateItem": 1, "DynamoDB.PutItem": 1},
+		Min:   Calls{"DynamoDB.GetItem": 1, "DynamoDB.BatchGetItem": 1, "KMS.Decrypt": 1, "DynamoDB.UpdateItem": 1, "DynamoDB.PutItem": 1},
+		Why:   "organization and user are two GetItem after the claim's; one BatchGetItem could read both: 1 call",
+	},
+	"send-key: request": {
+		Calls: Calls{"DynamoDB.Query": 2, "DynamoDB.GetItem": 2, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 2, "DynamoDB.PutItem": 1},
+		Min:   Calls{"DynamoDB.Query": 2, "DynamoDB.BatchGetItem": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 2, "DynamoDB.PutItem": 1},
+		Why: "caller and organization are two GetItem (httpapi.ResolveCaller): 1 call; one mail per admin who may send " +
+			"(two here), each in its reader's language without disclosing the other addresses, is the design",
+	},
+	"reveal-key: reveal": {
+		Calls: Calls{"DynamoDB.Query": 2, "DynamoDB.GetItem": 2, "DynamoDB.UpdateItem": 1, "KMS.Decrypt": 1, "DynamoDB.PutItem": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.Query": 2, "DynamoDB.BatchGetItem": 1, "DynamoDB.UpdateItem": 1, "KMS.Decrypt": 1, "DynamoDB.PutItem": 1, "SESv2.SendEmail": 1},
+		Why:   "caller and organization are two GetItem (httpapi.ResolveCaller): 1 call; the notice goes to each other org admin (one here)",
+	},
+	"support-reset: dry run": {
+		Calls: Calls{"DynamoDB.GetItem": 2, "DynamoDB.Query": 36},
+		Min:   Calls{"DynamoDB.GetItem": 2, "DynamoDB.Query": 36},
+		Why:   "one COUNT query per lane: 32 vault shards, users, sites, claim links, and the admin's lookup by email",
+	},
+	"support-reset: reset": {
+		Calls: Calls{"DynamoDB.BatchWriteItem": 34, "DynamoDB.GetItem": 38, "DynamoDB.Query": 37, "DynamoDB.TransactWriteItems": 3, "DynamoDB.UpdateItem": 105, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.BatchWriteItem": 5, "DynamoDB.GetItem": 2, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 3, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Why: "the deletion's checkpoints: per lane (36) a read of its checkpoint, a write-ahead record and a commit per page " +
+			"and a finish mark, so that a run cut by its deadline resumes exactly; and one BatchWriteItem per lane's page " +
+			"even when the 100 passwords spread 3 to a shard (5 would carry them all)",
+	},
+}

@@ -1,0 +1,69 @@
+package perf_test
+
+import (
+	"maps"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/mspvault/orgkey/internal/perf"
+	"github.com/mspvault/orgkey/internal/samtemplate"
+	"github.com/mspvault/orgkey/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// TestRemoteCalls runs every flow in this process on the emulators, with an SDK
+// middleware counting each AWS API call, and holds each flow to perf.RemoteCalls: a
+// new call (or a dropped one) fails here until the table, and its explanation, say so.
+func TestRemoteCalls(t *testing.T) {
+	env := testenv.Get(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := perf.NewWorld(t.Context(), env.AWSConfig, root, env.TableName, env.KMSKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c perf.Counter
+	handlers := w.Handlers(c.Instrument(env.AWSConfig), nil)
+	seen := map[string]bool{}
+	for _, flow := range w.Flows() {
+		t.Run(flow.Name, func(t *testing.T) {
+			want, ok := perf.RemoteCalls[flow.Name]
+			if !ok {
+				t.Fatalf("perf.RemoteCalls has no row for %q", flow.Name)
+			}
+			seen[flow.Name] = true
+			// Twice: the first call of a client may differ from the next (it must not).
+			for i := range 2 {
+				ev, err := flow.Event(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Take()
+				out, err := handlers[flow.Function].Invoke(t.Context(), ev)
+				got := c.Take()
+				if err != nil {
+					t.Fatalf("invoke: %v", err)
+				}
+				if err := perf.CheckAnswer(flow, out); err != nil {
+					t.Fatal(err)
+				}
+				if !maps.Equal(got, want.Calls) {
+					t.Errorf("call %d: %s makes %d calls (%v); perf.RemoteCalls says %d (%v)",
+						i+1, flow.Name, got.Total(), got, want.Calls.Total(), want.Calls)
+				}
+				if min := want.Min.Total(); got.Total() < min {
+					t.Errorf("%s makes %d calls, fewer than its minimum %d: update the table", flow.Name, got.Total(), min)
+				}
+			}
+		})
+	}
+	for _, name := range slices.Sorted(maps.Keys(perf.RemoteCalls)) {
+		if !seen[name] {
+			t.Errorf("perf.RemoteCalls has a row for %q, which is no flow", name)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+// Package perf measures the service against floors built in the same run: how many
+// AWS API calls each flow makes (a test holds the counts), and the fixtures the
+// benchmark (cmd/orgkey-bench) drives: a seeded organization, each flow's events, the
+// environment each function binary runs with, and the floor programs in testdata.
+package perf
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Counter counts AWS API calls, one per operation invoked (an SDK retry of the same
+// operation is not a new call: the middleware sits in the Initialize step, before the
+// retry loop).
+type Counter struct {
+	mu    sync.Mutex
+	calls map[string]int // "Service.Operation"
+}
+
+// Instrument returns a copy of cfg whose clients report every call to c.
+func (c *Counter) Instrument(cfg aws.Config) aws.Config {
+	cfg = cfg.Copy()
+	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyCallCounter",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				c.add(awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx))
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+	})
+	return cfg
+}
+
+func (c *Counter) add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[op]++
+}
+
+// Take returns the calls counted since the last Take and starts again from zero.
+func (c *Counter) Take() Calls {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := Calls(c.calls)
+	c.calls = nil
+	if out == nil {
+		out = Calls{}
+	}
+	return out
+}
+
+// Calls maps "Service.Operation" (e.g. "DynamoDB.GetItem") to a number of calls.
+type Calls map[string]int
+
+// Total is the number of calls.
+func (c Calls) Total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// String lists the calls in a stable order: "DynamoDB.GetItem×2, KMS.Decrypt×1".
+func (c Calls) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, c[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
