@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -119,6 +121,11 @@ func Decode(req Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return apperr.New(apperr.Invalid, "empty_body", "the body is empty")
 	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD and hand the service a
+	// value the client never sent.
+	if !utf8.Valid(body) {
+		return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid UTF-8")
+	}
 	if ct := header(req, "content-type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return apperr.New(apperr.Invalid, "unsupported_media_type", "the body must be application/json")
 	}
@@ -140,7 +147,9 @@ func Decode(req Request, v any) error {
 }
 
 // checkDuplicates refuses an object with a repeated top-level key (encoding/json
-// would silently keep the last), and anything that is not one object.
+// would silently keep the last), and anything that is not one object. Keys compare
+// case-folded, as encoding/json matches them to fields: "userId" and "USERID" fill
+// the same field.
 func checkDuplicates(body []byte) error {
 	if !json.Valid(body) {
 		return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid JSON")
@@ -155,7 +164,7 @@ func checkDuplicates(body []byte) error {
 		if err != nil {
 			return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid JSON")
 		}
-		k, _ := t.(string)
+		k := foldKey(t.(string))
 		if seen[k] {
 			return apperr.New(apperr.Invalid, "duplicate_field", "the body repeats a field")
 		}
@@ -166,6 +175,20 @@ func checkDuplicates(body []byte) error {
 		}
 	}
 	return nil
+}
+
+// foldKey maps every rune to the smallest of its simple case folds, so that keys
+// encoding/json treats as one field map to one string.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func header(req Request, name string) string {
