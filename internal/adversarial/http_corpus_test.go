@@ -1,0 +1,384 @@
+package adversarial_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mspvault/orgkey/internal/httpapi"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/sendkey"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
+)
+
+// httpCase is one hostile request and the answer the route documents for it.
+type httpCase struct {
+	name   string
+	req    httpapi.Request
+	status int
+	reason string  // the JSON error's reason; for claim pages, the audit record's
+	fx     effects // what the flow documents writing on this refusal
+}
+
+type handlerFunc = func(context.Context, httpapi.Request) (httpapi.Response, error)
+
+// runHTTP sends each case to the handler and checks the answer, that the table
+// changed by exactly the documented effects, and that no mail went out.
+func (r *rig) runHTTP(t *testing.T, entry string, h handlerFunc, cases []httpCase) {
+	t.Helper()
+	if len(cases) < 30 {
+		t.Errorf("%s: only %d hostile inputs; the suite promises at least 30", entry, len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer figures.input(t, entry)
+			before := r.snapshot(t)
+			mails := len(r.mails(t))
+			resp := r.callHTTP(t, h, entry, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, resp.Body, tc.status)
+			}
+			if resp.Headers["Cache-Control"] != "no-store" {
+				t.Errorf("answer without Cache-Control: no-store: %v", resp.Headers)
+			}
+			if len(resp.Cookies) != 0 {
+				t.Errorf("a refused request set cookies: %v", resp.Cookies)
+			}
+			if strings.HasPrefix(resp.Headers["Content-Type"], "application/json") {
+				if b := errorBody(resp); b.Reason != tc.reason || b.Error == "" {
+					t.Errorf("error body %s, want reason %q", resp.Body, tc.reason)
+				}
+			} else if resp.Body != sendkey.GonePage {
+				t.Errorf("claim refusal is not the one gone page: %s", resp.Body)
+			}
+			r.assertOnly(t, before, tc.fx)
+			if n := len(r.mails(t)) - mails; n != 0 {
+				t.Errorf("%d mails went out", n)
+			}
+		})
+	}
+}
+
+// hostileBodies are bodies no JSON route takes, with the reason httpapi.Decode gives.
+func hostileBodies() []struct{ name, body, reason string } {
+	big := `{"userId":"` + strings.Repeat("a", httpapi.MaxBody) + `"}`
+	return []struct{ name, body, reason string }{
+		{"whitespace only", " \n\t ", "empty_body"},
+		{"null", "null", "malformed_body"},
+		{"array", "[]", "malformed_body"},
+		{"string", `"userId"`, "malformed_body"},
+		{"number", "42", "malformed_body"},
+		{"truncated object", `{"userId":"usr_`, "malformed_body"},
+		{"only an opening brace", "{", "malformed_body"},
+		{"trailing data", `{}{}`, "malformed_body"},
+		{"trailing garbage", `{} x`, "malformed_body"},
+		{"NUL byte outside strings", "{\x00}", "malformed_body"},
+		{"invalid UTF-8 in a key", "{\"\xff\xfe\":1}", "malformed_body"},
+		{"invalid UTF-8 in a value", "{\"userId\":\"\xc3\x28\"}", "malformed_body"},
+		{"unknown field", `{"tenantId":"org_x"}`, "unknown_field"},
+		{"field twice", `{"userId":"a","userId":"b"}`, "duplicate_field"},
+		{"field twice in another case", `{"userId":"a","USERID":"b"}`, "duplicate_field"},
+		{"over the body limit", big, "body_too_large"},
+		{"a megabyte", strings.Repeat(" ", 1<<20) + "{}", "body_too_large"},
+	}
+}
+
+func TestHostileSend(t *testing.T) {
+	r := newRig(t)
+	w := r.newWorld(t)
+	admin := w.orgAdmin.ID
+	var cases []httpCase
+	for _, b := range hostileBodies() {
+		cases = append(cases, httpCase{name: "body: " + b.name, req: sendEvent(t, admin, b.body), status: 400, reason: b.reason})
+	}
+	body := func(s string) httpapi.Request { return sendEvent(t, admin, s) }
+	b64 := sendEvent(t, admin, "{not base64")
+	b64.IsBase64Encoded = true
+	b64big := sendEvent(t, admin, base64.StdEncoding.EncodeToString([]byte(`{"userId":"`+strings.Repeat("x", 5000)+`"}`)))
+	b64big.IsBase64Encoded = true
+	textPlain := sendEvent(t, admin, fmt.Sprintf(`{"userId":%q}`, w.pro.ID))
+	textPlain.Headers["content-type"] = "text/plain"
+	noAuthorizer := sendEvent(t, admin, fmt.Sprintf(`{"userId":%q}`, w.pro.ID))
+	noAuthorizer.RequestContext.Authorizer = nil
+	forgedGroups := sendEvent(t, w.pro.ID, fmt.Sprintf(`{"userId":%q}`, w.pro.ID))
+	forgedGroups.RequestContext.Authorizer.JWT.Claims["cognito:groups"] = "org_admin"
+	forgedGroups.RequestContext.Authorizer.JWT.Claims["custom:role"] = "org_admin"
+	wrongAudience := sendEvent(t, w.bAdmin.ID, fmt.Sprintf(`{"userId":%q}`, w.pro.ID))
+	wrongAudience.RequestContext.Authorizer.JWT.Claims["client_id"] = "another-app"
+	wrongAudience.RequestContext.Authorizer.JWT.Claims["aud"] = "another-app"
+	expired := sendEvent(t, w.bAdmin.ID, fmt.Sprintf(`{"email":%q}`, w.pro.Email))
+	expired.RequestContext.Authorizer.JWT.Claims["exp"] = "1000000000"
+	target := func(u tenant.User) string { return fmt.Sprintf(`{"userId":%q}`, u.ID) }
+	refused := func(reasons ...string) effects { return effects{audits: reasons, rate: sendkey.FlowSend} }
+
+	cases = append(cases,
+		httpCase{"body: empty", body(""), 400, "empty_body", effects{}},
+		httpCase{"body: invalid base64", b64, 400, "malformed_body", effects{}},
+		httpCase{"body: base64 over the limit", b64big, 400, "body_too_large", effects{}},
+		httpCase{"body: text/plain", textPlain, 400, "unsupported_media_type", effects{}},
+		httpCase{"userId a number", body(`{"userId":42}`), 400, "malformed_body", effects{}},
+		httpCase{"userId an object", body(`{"userId":{"S":"x"}}`), 400, "malformed_body", effects{}},
+		httpCase{"userId null", body(`{"userId":null}`), 400, "userid_or_email_required", effects{}},
+		httpCase{"empty object", body(`{}`), 400, "userid_or_email_required", effects{}},
+		httpCase{"both userId and email", body(fmt.Sprintf(`{"userId":%q,"email":%q}`, w.pro.ID, w.pro.Email)), 400, "userid_or_email_required", effects{}},
+		httpCase{"userId with a NUL", body(`{"userId":"usr_a\u0000b"}`), 400, "invalid_user_id", effects{}},
+		httpCase{"userId with a newline", body(`{"userId":"usr_a\nb"}`), 400, "invalid_user_id", effects{}},
+		httpCase{"userId of 3000 characters", body(`{"userId":"` + strings.Repeat("u", 3000) + `"}`), 400, "invalid_user_id", effects{}},
+		httpCase{"email not an address", body(`{"email":"not-an-address"}`), 400, "invalid_email", effects{}},
+		httpCase{"email with a display name", body(fmt.Sprintf(`{"email":"Pro <%s>"}`, w.pro.Email)), 400, "invalid_email", effects{}},
+		httpCase{"email with a header injection", body(fmt.Sprintf(`{"email":"%s\r\nBcc: eve@example.test"}`, w.pro.Email)), 400, "invalid_email", effects{}},
+		httpCase{"email of 300 characters", body(`{"email":"` + strings.Repeat("e", 290) + `@example.test"}`), 400, "invalid_email", effects{}},
+		httpCase{"userId of another tenant's user", body(target(w.bPro)), 404, sendkey.ReasonUserNotFound, refused(sendkey.ReasonUserNotFound)},
+		httpCase{"email of another tenant's user", body(fmt.Sprintf(`{"email":%q}`, w.bPro.Email)), 404, sendkey.ReasonUserNotFound, refused(sendkey.ReasonUserNotFound)},
+		httpCase{"userId that names a key of the table", body(`{"userId":"x#TENANT#` + w.b.ID + `"}`), 404, sendkey.ReasonUserNotFound, refused(sendkey.ReasonUserNotFound)},
+		httpCase{"userId of a deleted user", body(target(w.deleted)), 404, sendkey.ReasonUserNotFound, refused(sendkey.ReasonUserNotFound)},
+		httpCase{"userId of a site user (org admin caller)", body(target(w.siteUser)), 403, sendkey.ReasonTargetNotProUser, refused(sendkey.ReasonTargetNotProUser)},
+		httpCase{"no authorizer (public-route shape)", noAuthorizer, 401, "missing_identity", effects{}},
+		httpCase{"claims without sub", sendEvent(t, "", target(w.pro)), 401, "missing_identity", effects{}},
+		httpCase{"sub of 200 characters", sendEvent(t, strings.Repeat("s", 200), target(w.pro)), 401, "missing_identity", effects{}},
+		httpCase{"sub never issued", sendEvent(t, "7d3f4c2a-0000-0000-0000-000000000000", target(w.pro)), 403, "unknown_user", effects{}},
+		httpCase{"sub naming a table key", sendEvent(t, w.orgAdmin.ID+"#TENANT#"+w.a.ID, target(w.pro)), 403, "unknown_user", effects{}},
+		httpCase{"sub of a deleted user", sendEvent(t, w.deleted.ID, target(w.pro)), 403, "unknown_user", effects{}},
+		httpCase{"sub of a lowered admin", sendEvent(t, w.loweredAdmin.ID, target(w.pro)), 403, sendkey.ReasonCallerNotAdmin, effects{audits: []string{sendkey.ReasonCallerNotAdmin}}},
+		httpCase{"forged role claims", forgedGroups, 403, sendkey.ReasonCallerNotAdmin, effects{audits: []string{sendkey.ReasonCallerNotAdmin}}},
+		httpCase{"other tenant's admin, another app's token", wrongAudience, 404, sendkey.ReasonUserNotFound, effects{audits: []string{sendkey.ReasonUserNotFound}, rate: sendkey.FlowSend}},
+		httpCase{"other tenant's admin, expired token, target by email", expired, 404, sendkey.ReasonUserNotFound, effects{audits: []string{sendkey.ReasonUserNotFound}, rate: sendkey.FlowSend}},
+	)
+	r.runHTTP(t, sendkey.RouteSend, r.send.Handle, cases)
+}
+
+func TestHostileRequest(t *testing.T) {
+	r := newRig(t)
+	w := r.newWorld(t)
+	ctx := t.Context()
+	orphan, err := r.seeder.User(ctx, w.a.ID, tenant.User{Email: addr("orphan"), Name: "Orphan", Role: tenant.SiteUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []httpCase
+	for _, b := range hostileBodies() {
+		if strings.TrimSpace(b.body) == "" {
+			continue // the route takes no input: a blank body is an empty one, and valid
+		}
+		cases = append(cases, httpCase{name: "body: " + b.name, req: requestEvent(t, w.pro.ID, b.body), status: 400, reason: b.reason})
+	}
+	noAuthorizer := requestEvent(t, w.pro.ID, "")
+	noAuthorizer.RequestContext.Authorizer = nil
+	b64 := requestEvent(t, w.pro.ID, "e30=!")
+	b64.IsBase64Encoded = true
+	textPlain := requestEvent(t, w.pro.ID, "{}")
+	textPlain.Headers["content-type"] = "text/html"
+	emptySub := requestEvent(t, w.pro.ID, "")
+	emptySub.RequestContext.Authorizer.JWT.Claims["sub"] = ""
+	body := func(s string) httpapi.Request { return requestEvent(t, w.pro.ID, s) }
+	cases = append(cases,
+		httpCase{"free text for the admins", body(`{"message":"<a href=https://evil.example>urgent</a>"}`), 400, "unknown_field", effects{}},
+		httpCase{"another user to ask for", body(fmt.Sprintf(`{"userId":%q}`, w.siteUser.ID)), 400, "unknown_field", effects{}},
+		httpCase{"another tenant to ask", body(fmt.Sprintf(`{"tenantId":%q}`, w.b.ID)), 400, "unknown_field", effects{}},
+		httpCase{"message with a NUL", body("{\"message\":\"a\\u0000b\"}"), 400, "unknown_field", effects{}},
+		httpCase{"JSON array body", body(`[{}]`), 400, "malformed_body", effects{}},
+		httpCase{"invalid base64", b64, 400, "malformed_body", effects{}},
+		httpCase{"text/html", textPlain, 400, "unsupported_media_type", effects{}},
+		httpCase{"no authorizer", noAuthorizer, 401, "missing_identity", effects{}},
+		httpCase{"empty sub", emptySub, 401, "missing_identity", effects{}},
+		httpCase{"claims without sub", requestEvent(t, "", ""), 401, "missing_identity", effects{}},
+		httpCase{"sub of 129 characters", requestEvent(t, strings.Repeat("x", 129), ""), 401, "missing_identity", effects{}},
+		httpCase{"sub never issued", requestEvent(t, "usr_"+strings.Repeat("0", 26), ""), 403, "unknown_user", effects{}},
+		httpCase{"sub of a deleted user", requestEvent(t, w.deleted.ID, ""), 403, "unknown_user", effects{}},
+		httpCase{"sub with invalid UTF-8", requestEvent(t, "usr_\xff\xfe", ""), 403, "unknown_user", effects{}},
+		httpCase{"a user no admin can serve", requestEvent(t, orphan.ID, ""), 409, "no_admin_available",
+			effects{audits: []string{"no_admin_available"}, rate: sendkey.FlowRequest}},
+	)
+	r.runHTTP(t, sendkey.RouteRequest, r.send.Handle, cases)
+}
+
+func TestHostileReveal(t *testing.T) {
+	r := newRig(t)
+	w := r.newWorld(t)
+	var cases []httpCase
+	for _, b := range hostileBodies() {
+		cases = append(cases, httpCase{name: "body: " + b.name, req: revealEvent(t, w.orgAdmin.ID, b.body), status: 400, reason: b.reason})
+	}
+	auth := func(u tenant.User, authTime string) httpapi.Request {
+		req := revealEvent(t, u.ID, "")
+		if authTime == "" {
+			delete(req.RequestContext.Authorizer.JWT.Claims, "auth_time")
+		} else {
+			req.RequestContext.Authorizer.JWT.Claims["auth_time"] = authTime
+		}
+		return req
+	}
+	now := time.Now()
+	unix := func(d time.Duration) string { return fmt.Sprint(now.Add(d).Unix()) }
+	noAuthorizer := revealEvent(t, w.orgAdmin.ID, "")
+	noAuthorizer.RequestContext.Authorizer = nil
+	forged := revealEvent(t, w.pro.ID, "")
+	forged.RequestContext.Authorizer.JWT.Claims["cognito:groups"] = "org_admin"
+	textPlain := revealEvent(t, w.orgAdmin.ID, "{}")
+	textPlain.Headers["content-type"] = "application/x-www-form-urlencoded"
+	stepUp := "reauthentication_required"
+	cases = append(cases,
+		httpCase{"another tenant named in the body", revealEvent(t, w.orgAdmin.ID, fmt.Sprintf(`{"tenantId":%q}`, w.b.ID)), 400, "unknown_field", effects{}},
+		httpCase{"a key version asked for", revealEvent(t, w.orgAdmin.ID, `{"keyVersion":0}`), 400, "unknown_field", effects{}},
+		httpCase{"form-encoded body", textPlain, 400, "unsupported_media_type", effects{}},
+		httpCase{"no authorizer", noAuthorizer, 401, "missing_identity", effects{}},
+		httpCase{"claims without sub", revealEvent(t, "", ""), 401, "missing_identity", effects{}},
+		httpCase{"sub never issued", revealEvent(t, "usr_nobody", ""), 403, "unknown_user", effects{}},
+		httpCase{"sub of a deleted org admin", revealEvent(t, w.deleted.ID, ""), 403, "unknown_user", effects{}},
+		httpCase{"sub of a lowered org admin", revealEvent(t, w.loweredAdmin.ID, ""), 403, "caller_not_admin", effects{}},
+		httpCase{"sub of a lowered site admin", revealEvent(t, w.loweredSiteAdmin.ID, ""), 403, "caller_not_admin", effects{}},
+		httpCase{"pro user with forged role claims", forged, 403, "caller_not_admin", effects{}},
+		httpCase{"site user", revealEvent(t, w.siteUser.ID, ""), 403, "caller_not_admin", effects{}},
+		httpCase{"no auth_time", auth(w.orgAdmin, ""), 401, stepUp, effects{}},
+		httpCase{"auth_time an hour ago", auth(w.orgAdmin, unix(-time.Hour)), 401, stepUp, effects{}},
+		httpCase{"auth_time in the future", auth(w.siteAdmin, unix(10*time.Minute)), 401, stepUp, effects{}},
+		httpCase{"auth_time not a number", auth(w.orgAdmin, "yesterday"), 401, stepUp, effects{}},
+		httpCase{"auth_time negative", auth(w.orgAdmin, "-5"), 401, stepUp, effects{}},
+		httpCase{"auth_time huge", auth(w.orgAdmin, "99999999999999999999"), 401, stepUp, effects{}},
+	)
+	r.runHTTP(t, "POST /org-key/reveal", r.reveal.Handle, cases)
+}
+
+func TestHostileClaim(t *testing.T) {
+	r := newRig(t)
+	w := r.newWorld(t)
+	ctx := t.Context()
+
+	// A link opened once (then replayed), a live one to alter, and links the table
+	// refuses for what happened to them since they were sent.
+	sent := func(u tenant.User) string {
+		t.Helper()
+		before := len(r.mailsTo(t, u.Email))
+		resp := r.callSend(t, sendEvent(t, w.orgAdmin.ID, fmt.Sprintf(`{"userId":%q}`, u.ID)))
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
+		}
+		m := r.mailsTo(t, u.Email)
+		if len(m) != before+1 {
+			t.Fatalf("%d mails", len(m)-before)
+		}
+		return tokenIn(t, m[len(m)-1])
+	}
+	used := sent(w.pro)
+	if resp := r.callSend(t, claimEvent(t, used, true)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first opening: %d", resp.StatusCode)
+	}
+	live := sent(w.orgAdmin2)
+	direct := func(tid, uid string, version int, expires time.Time) string {
+		t.Helper()
+		tok, err := orgkey.NewClaimToken(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.st.PutClaim(ctx, store.Claim{Hash: tok.Hash(), TenantID: tid, UserID: uid, SentBy: w.orgAdmin.ID,
+			KeyVersion: version, CreatedAt: expires.Add(-72 * time.Hour), ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+		capture.token(tok.Reveal(), nil)
+		return tok.Reveal()
+	}
+	expired := direct(w.a.ID, w.pro.ID, 1, time.Now().Add(-time.Minute))
+	superseded := direct(w.a.ID, w.pro.ID, 2, time.Now().Add(time.Hour))
+	userGone := direct(w.a.ID, w.deleted.ID, 1, time.Now().Add(time.Hour))
+	orgGone := direct("org_gone0000000000000000000", w.pro.ID, 1, time.Now().Add(time.Hour))
+	resetting := direct(w.b.ID, w.bPro.ID, 1, time.Now().Add(time.Hour))
+	if _, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &r.table, Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.b.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
+		UpdateExpression:          aws.String("SET #s = :r"),
+		ExpressionAttributeNames:  map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":r": &ddbtypes.AttributeValueMemberS{Value: string(tenant.Resetting)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	alter := func(tok string, i int) string {
+		b := []byte(tok)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	jwt := newJWT(w.pro.ID)
+	gone := func(name, token, reason string) httpCase {
+		return httpCase{name, claimEvent(t, token, true), http.StatusGone, reason, effects{audits: []string{reason}}}
+	}
+	malformed := func(name, token string) httpCase { return gone(name, token, sendkey.ReasonClaimMalformed) }
+	noToken := claimEvent(t, "", false)
+	wrongMethod := claimEvent(t, live, true)
+	wrongMethod.RouteKey = "POST /org-key/claim"
+	wrongPath := claimEvent(t, live, true)
+	wrongPath.RouteKey = "GET /org-key/claim/"
+	notFound := effects{}
+	cases := []httpCase{
+		{"no token parameter", noToken, http.StatusGone, sendkey.ReasonClaimMalformed, effects{audits: []string{sendkey.ReasonClaimMalformed}}},
+		malformed("empty token", ""),
+		malformed("prefix only", orgkey.ClaimPrefix),
+		malformed("another version's prefix", "okc2_"+strings.TrimPrefix(live, orgkey.ClaimPrefix)),
+		malformed("no prefix", strings.TrimPrefix(live, orgkey.ClaimPrefix)),
+		malformed("one character short", live[:len(live)-1]),
+		malformed("one character more", live+"A"),
+		malformed("padded", live+"="),
+		malformed("trailing space", live+" "),
+		malformed("trailing newline", live+"\n"),
+		malformed("NUL inside", live[:10]+"\x00"+live[11:]),
+		malformed("invalid UTF-8 inside", live[:10]+"\xff"+live[11:]),
+		malformed("standard base64 alphabet", orgkey.ClaimPrefix+strings.Repeat("+/", 21)+"A"),
+		malformed("percent-encoded", strings.Replace(live, "_", "%5F", 1)),
+		malformed("two tokens joined", live+","+used),
+		malformed("100 KB", orgkey.ClaimPrefix+strings.Repeat("A", 100<<10)),
+		malformed("the stored hash instead", mustParseClaim(t, live).Hash()),
+		malformed("a JWT instead", jwt),
+		malformed("the org key instead", w.aKey.Reveal()),
+		malformed("a table key", "CLAIM#"+mustParseClaim(t, live).Hash()),
+		malformed("fullwidth characters", "ｏｋｃ１＿"+strings.TrimPrefix(live, orgkey.ClaimPrefix)),
+		malformed("upper-cased", strings.ToUpper(live)),
+		gone("one character changed", alter(live, 12), sendkey.ReasonClaimUnknown),
+		gone("another character changed", alter(live, 30), sendkey.ReasonClaimUnknown),
+		gone("never issued", mustNewClaim(t), sendkey.ReasonClaimUnknown),
+		gone("replayed after use", used, sendkey.ReasonClaimUsed),
+		gone("expired", expired, sendkey.ReasonClaimExpired),
+		gone("key reset since", superseded, sendkey.ReasonClaimSuperseded),
+		gone("user deleted since", userGone, sendkey.ReasonClaimUserGone),
+		gone("organization gone", orgGone, sendkey.ReasonClaimOrgUnavailable),
+		gone("organization being reset", resetting, sendkey.ReasonClaimOrgUnavailable),
+		{"POST to the claim path", wrongMethod, http.StatusNotFound, "route_not_found", notFound},
+		{"claim path with a trailing slash", wrongPath, http.StatusNotFound, "route_not_found", notFound},
+	}
+	r.runHTTP(t, sendkey.RouteClaim, r.send.Handle, cases)
+
+	// The live link, refused 33 times in altered forms, still works once.
+	if resp := r.callSend(t, claimEvent(t, live, true)); resp.StatusCode != http.StatusOK {
+		t.Errorf("the untouched link no longer works: %d", resp.StatusCode)
+	}
+}
+
+func mustParseClaim(t *testing.T, s string) orgkey.ClaimToken {
+	t.Helper()
+	tok, err := orgkey.ParseClaim(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func mustNewClaim(t *testing.T) string {
+	t.Helper()
+	tok, err := orgkey.NewClaimToken(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Reveal()
+}
