@@ -102,16 +102,17 @@ func (c *Client) SignUp(ctx context.Context, p Person) (sub string, err error) {
 }
 
 // ConfirmationCode waits for the code cognito-local "delivered" to email
-// (it writes codes to its log instead of mailing them).
+// (it shows codes on its console instead of mailing them; they are read
+// from its database).
 func (c *Client) ConfirmationCode(ctx context.Context, email string) (string, error) {
 	for {
-		codes, err := ConfirmationCodes(c.CognitoLog)
+		codes, err := ConfirmationCodes(c.CognitoDir)
 		if err == nil && codes[strings.ToLower(email)] != "" {
 			return codes[strings.ToLower(email)], nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("no confirmation code for %s in %s: %w", email, c.CognitoLog, ctx.Err())
+			return "", fmt.Errorf("no confirmation code for %s in %s: %w", email, c.CognitoDir, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -1,7 +1,6 @@
 package localstack
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -139,34 +137,41 @@ func cleanEnv() []string {
 	return env
 }
 
-var (
-	ansi            = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-	codeDestination = regexp.MustCompile(`Destination:\s+(\S+)`)
-	codeValue       = regexp.MustCompile(`Code:\s+(\S+)`)
-)
-
-// ConfirmationCodes reads cognito-local's log, where it "delivers"
-// confirmation codes instead of mailing them, and returns the latest code
-// per destination (lower-case email).
-func ConfirmationCodes(logPath string) (map[string]string, error) {
-	f, err := os.Open(logPath)
+// ConfirmationCodes reads cognito-local's user database in dir
+// (.cognito/db/<pool id>.json, written before SignUp answers) and returns the
+// pending confirmation code per email (lower case): cognito-local "delivers"
+// codes to its console instead of mailing them, and its console output is
+// buffered.
+func ConfirmationCodes(dir string) (map[string]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, ".cognito", "db", "*.json"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	codes := map[string]string{}
-	dest := ""
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := ansi.ReplaceAllString(sc.Text(), "")
-		if m := codeDestination.FindStringSubmatch(line); m != nil {
-			dest = strings.ToLower(m[1])
+	for _, f := range files {
+		if filepath.Base(f) == "clients.json" {
+			continue
 		}
-		if m := codeValue.FindStringSubmatch(line); m != nil && dest != "" {
-			codes[dest] = m[1]
-			dest = ""
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var db struct {
+			Users map[string]struct {
+				ConfirmationCode string
+				Attributes       []struct{ Name, Value string }
+			}
+		}
+		if err := json.Unmarshal(b, &db); err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		for _, u := range db.Users {
+			for _, a := range u.Attributes {
+				if a.Name == "email" && u.ConfirmationCode != "" {
+					codes[strings.ToLower(a.Value)] = u.ConfirmationCode
+				}
+			}
 		}
 	}
-	return codes, sc.Err()
+	return codes, nil
 }

@@ -86,6 +86,8 @@ type Endpoints struct {
 	JWKS       string `json:"jwks"`
 	LogDir     string `json:"logDir"`
 	CognitoLog string `json:"cognitoLog"`
+	// CognitoDir holds cognito-local's .cognito (configuration, database).
+	CognitoDir string `json:"cognitoDir"`
 	// Functions are the logical ids; Routes the route keys, with the
 	// authorizer's name or NONE.
 	Functions []string          `json:"functions"`
@@ -222,6 +224,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 	s.CognitoLog = filepath.Join(s.logDir, "cognito.log")
+	s.CognitoDir = s.logDir
 	s.cognito, err = startCognito(ctx, opts.Root, s.logDir, cognitoPort, s.Lambda, trig, s.CognitoLog)
 	if err != nil {
 		closeListeners()

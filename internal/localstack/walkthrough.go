@@ -55,7 +55,7 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	if err != nil {
 		return err
 	}
-	p.say("confirmation code cognito-local \"delivered\" (its log %s): %s", c.CognitoLog, code)
+	p.say("confirmation code cognito-local \"delivered\" (on its console, %s): %s", c.CognitoLog, code)
 	if err := c.ConfirmSignUp(ctx, demoCreator.Email, code); err != nil {
 		return err
 	}
