@@ -7,16 +7,35 @@ package awsconfig
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // Load returns the configuration from the environment.
+//
+// Inside Lambda (AWS_LAMBDA_FUNCTION_NAME is set) it tells the SDK not to look for the
+// shared config and credentials files (~/.aws/config, ~/.aws/credentials): a sandbox
+// has none, its region and credentials (session token included, fixed for the
+// sandbox's life) come from the environment, and looking costs init time on every
+// cold start. Everything else LoadDefaultConfig reads from the environment is kept,
+// AWS_ENDPOINT_URL_<SERVICE> included. Outside Lambda (tools, tests) the files are
+// read as usual.
 func Load(ctx context.Context) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx, options()...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+func options() []func(*config.LoadOptions) error {
+	if skipSharedFiles && os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
+		return []func(*config.LoadOptions) error{
+			config.WithSharedConfigFiles([]string{}),
+			config.WithSharedCredentialsFiles([]string{}),
+		}
+	}
+	return nil
 }

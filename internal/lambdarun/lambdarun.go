@@ -95,6 +95,11 @@ type instance struct {
 
 	mu      sync.Mutex
 	current *invocation // the invocation the runtime is working on
+
+	started   time.Time     // when the process was started
+	ready     chan struct{} // closed when the process first asks for an invocation
+	readyOnce sync.Once
+	readyAt   time.Time // set before ready is closed
 }
 
 type invocation struct {
@@ -256,6 +261,7 @@ func (f *Function) startInstance() error {
 		addr:    l.Addr().String(),
 		next:    make(chan *invocation),
 		initErr: make(chan *FunctionError, 1),
+		ready:   make(chan struct{}),
 	}
 	p.srv = &http.Server{Handler: p.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(l)
@@ -267,12 +273,37 @@ func (f *Function) startInstance() error {
 	cmd.Stderr = f.cfg.Logs
 	// A grandchild holding the log pipe must not block Wait forever.
 	cmd.WaitDelay = time.Second
+	p.started = time.Now()
 	if p.cmd, err = procgroup.Start(cmd); err != nil {
 		p.srv.Close()
 		return fmt.Errorf("start %s: %w", f.cfg.Bootstrap, err)
 	}
 	f.proc = p
 	return nil
+}
+
+// Init waits until the current process has finished its init phase (it asked the
+// Runtime API for its first invocation) and returns how long that took from exec,
+// as Lambda's Init Duration does. It also returns the process id, for reading its
+// resource use. Call it between invocations, as a benchmark does after Start.
+func (f *Function) Init(ctx context.Context) (time.Duration, int, error) {
+	f.mu.Lock()
+	p := f.proc
+	f.mu.Unlock()
+	if p == nil {
+		return 0, 0, fmt.Errorf("lambdarun.Init(%q): no process", f.cfg.Name)
+	}
+	select {
+	case <-p.ready:
+		return p.readyAt.Sub(p.started), p.cmd.Process.Pid, nil
+	case e := <-p.initErr:
+		p.initErr <- e // Invoke reports it too
+		return 0, 0, e
+	case <-p.cmd.Done():
+		return 0, 0, fmt.Errorf("lambdarun.Init(%q): process exited: %v", f.cfg.Name, p.cmd.Err())
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("lambdarun.Init(%q): %w", f.cfg.Name, ctx.Err())
+	}
 }
 
 // stop ends the process and closes its server.

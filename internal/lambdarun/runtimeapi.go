@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Runtime API headers, as aws-lambda-go's runtime client reads and writes them.
@@ -38,6 +39,10 @@ func (p *instance) routes() http.Handler {
 // handleNext blocks until an invocation is handed over (or the process goes
 // away), then sends its event and metadata.
 func (p *instance) handleNext(w http.ResponseWriter, r *http.Request) {
+	p.readyOnce.Do(func() {
+		p.readyAt = time.Now()
+		close(p.ready)
+	})
 	var inv *invocation
 	select {
 	case inv = <-p.next:

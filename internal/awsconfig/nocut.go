@@ -1,0 +1,5 @@
+//go:build orgkey_nocut
+
+package awsconfig
+
+const skipSharedFiles = false
