@@ -96,9 +96,12 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 	done <<<"$$targets"
 
-## bench: placeholder until the benchmarks land
-bench:
-	$(GO) test -run='^$$' -bench=. ./...
+## bench: cold starts, remote calls, warm latency, memory, reset scaling, activation
+## against floors built in the same run; writes docs/performance.md and its plots
+## (about 10-15 minutes; BENCH_FLAGS='-reset-sizes 10000' skips the 100k case)
+BENCH_FLAGS ?=
+bench: deps
+	$(GO) run ./cmd/orgkey-bench -out docs/performance.md $(BENCH_FLAGS)
 
 ## run: the local stack (cmd/orgkey-local) and a walkthrough of every flow,
 ## until Ctrl-C; DEMO=0 only starts the stack. The command is built and run

@@ -28,12 +28,12 @@ import (
 )
 
 type bench struct {
-	ctx   context.Context
-	cfg   aws.Config
+	ctx context.Context
+	cfg aws.Config
 	// Clients of the floor's bare round trips, made once like a warm function's.
-	db  *dynamodb.Client
-	kms *kms.Client
-	ses *sesv2.Client
+	db    *dynamodb.Client
+	kms   *kms.Client
+	ses   *sesv2.Client
 	stack *emulators.Stack
 	world *perf.World
 	tmp   string
@@ -138,11 +138,11 @@ func (b *bench) coldStarts(bins []binary, n int) ([]coldRow, error) {
 
 // warmRow is one flow at one concurrency.
 type warmRow struct {
-	Flow        string
-	Callers     int
-	Lat, Floor  []time.Duration
-	PeakRSSKB   int // the largest peak RSS of the function's processes
-	Requests    int
+	Flow            string
+	Callers         int
+	Lat, Floor      []time.Duration
+	PeakRSSKB       int // the largest peak RSS of the function's processes
+	Requests        int
 	Wall, FloorWall time.Duration
 }
 
