@@ -3,8 +3,10 @@
 #   make run    the local stack (emulators, cognito-local, every function, the
 #               HTTP API on :3000, the Lambda endpoint on :3001) and a
 #               walkthrough of the product, until Ctrl-C
-#   make test   vet, gofmt, cfn-lint, all tests (integration tests start their
-#               own emulators) and a short run of every fuzz target
+#   make test   Chromium when missing, vet, gofmt, cfn-lint, all tests
+#               (integration tests start their own emulators; internal/e2e the
+#               whole local stack and a headless Chromium) and a short run of
+#               every fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
 #
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile) with ARTIFACTS_DIR.
@@ -32,7 +34,7 @@ RUN_FLAGS      ?=
 # npm ci runs again only when node_modules is missing or older than the lock.
 NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
 
-.PHONY: all deps tools build test vet fmt-check lint go-test fuzz bench run clean
+.PHONY: all deps tools chromium build test vet fmt-check lint go-test fuzz bench run clean
 
 all: build
 
@@ -66,8 +68,17 @@ build-%Function: FORCE
 	test -d "$$dir" || { echo "$@: no $$dir for logical id $*Function" >&2; exit 1; }; \
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" "./$$dir"
 
+## chromium: headless Chromium for the browser test (internal/e2e), from
+## Debian's package when it is missing
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "installing Chromium (apt-get install -y chromium) for the browser test"; \
+		command -v apt-get >/dev/null || { echo "Chromium not found and no apt-get: install Chromium" >&2; exit 1; }; \
+		sudo=; [[ $$(id -u) -eq 0 ]] || sudo=sudo; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+
 ## test: everything CI checks
-test: deps
+test: deps chromium
 	$(MAKE) --no-print-directory vet fmt-check lint go-test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 

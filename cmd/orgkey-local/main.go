@@ -148,7 +148,7 @@ func printStack(w io.Writer, s *localstack.Stack) {
 	fmt.Fprintf(w, "    --auth-parameters USERNAME=camille.martin@example.com,PASSWORD='%s' \\\n", localstack.DemoPassword)
 	fmt.Fprintf(w, "    --query AuthenticationResult.AccessToken --output text)\n")
 	fmt.Fprintf(w, "  curl -si -X POST -H \"Authorization: Bearer $TOKEN\" %s/org-key/reveal\n", s.API)
-	fmt.Fprintf(w, "  aws lambda invoke --function-name SupportResetFunction --cli-binary-format raw-in-base64-out \\\n")
-	fmt.Fprintf(w, "    --payload file://events/support-reset-dry-run.json /dev/stdout\n")
+	fmt.Fprintf(w, "  aws lambda invoke --function-name SupportResetFunction \\\n")
+	fmt.Fprintf(w, "    --payload file://events/support-reset-dry-run.json /dev/stdout   # CLI v2: add --cli-binary-format raw-in-base64-out\n")
 	fmt.Fprintf(w, "  aws dynamodb scan --table-name %s --max-items 5\n", s.Table)
 }
