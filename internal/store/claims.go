@@ -67,7 +67,20 @@ func (st *Store) PutClaim(ctx context.Context, c Claim) (err error) {
 	if err != nil {
 		return err
 	}
-	_, err = st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.Table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	_, err = st.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.Table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var cond *ddbtypes.ConditionalCheckFailedException
+	if asCond(err, &cond) {
+		// The SDK retries a write whose answer was lost; the retry then finds the item
+		// the first attempt wrote. That is this claim, not a collision.
+		var it claimItem
+		if attributevalue.UnmarshalMap(cond.Item, &it) == nil && it.TenantID == c.TenantID &&
+			it.UserID == c.UserID && it.CreatedAt == formatTime(c.CreatedAt) {
+			return nil
+		}
+	}
 	if err != nil {
 		return unavailable(err)
 	}
@@ -105,6 +118,10 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash string, now time.Time) (
 		var it claimItem
 		if err := attributevalue.UnmarshalMap(cond.Item, &it); err != nil {
 			return Claim{}, err
+		}
+		if it.UsedAt == formatTime(now) {
+			// This call's own spend: the SDK retried it after its answer was lost.
+			return it.claim(hash), nil
 		}
 		return it.claim(hash), apperr.New(apperr.Conflict, "claim_used", "claim already used")
 	}
