@@ -617,3 +617,8 @@ func (c *captured) tableScanned(t *testing.T, snap snapshot) {
 		}
 	}
 }
+
+func testenvMails(t *testing.T) ([]emulators.Email, error) {
+	t.Helper()
+	return testenv.Get(t).Emails(t.Context())
+}
