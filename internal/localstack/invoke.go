@@ -120,7 +120,7 @@ func (a *InvokeAPI) log() *slog.Logger {
 func functionName(s string) string {
 	if i := strings.LastIndex(s, ":function:"); i >= 0 {
 		s = s[i+len(":function:"):]
-	} else if strings.HasPrefix(s, "function:") {
+	} else {
 		s = strings.TrimPrefix(s, "function:")
 	}
 	name, _, _ := strings.Cut(s, ":")

@@ -157,7 +157,7 @@ func TestKeyRedacts(t *testing.T) {
 	js, _ := json.Marshal(map[string]any{"k": k})
 	outputs := map[string]string{
 		"%v":   fmt.Sprintf("%v", k),
-		"%s":   fmt.Sprintf("%s", k),
+		"%s":   fmt.Sprintf("%s", k), //lint:ignore S1025 the test is about what each fmt verb prints
 		"%#v":  fmt.Sprintf("%#v", k),
 		"%+v":  fmt.Sprintf("%+v", struct{ K Key }{k}),
 		"slog": logs.String(),

@@ -194,6 +194,7 @@ func (t *Template) function(id string) (Function, error) {
 	sort.Slice(f.Events, func(i, j int) bool { return f.Events[i].Name < f.Events[j].Name })
 
 	if err := f.addPolicies(props["Policies"]); err != nil {
+		//lint:ignore ST1005 "Policies" is the template property's name
 		return f, fmt.Errorf("Policies: %w", err)
 	}
 	return f, nil

@@ -36,7 +36,7 @@ func TestVaultShardSpreadsItems(t *testing.T) {
 			t.Errorf("shard %d holds %d items, mean %d: uneven", s, c, mean)
 		}
 	}
-	if store.VaultShard("abc") != store.VaultShard("abc") {
+	if first, again := store.VaultShard("abc"), store.VaultShard("abc"); first != again {
 		t.Error("VaultShard is not deterministic")
 	}
 }
@@ -152,12 +152,12 @@ func TestDeleteTenantDataResumesExactly(t *testing.T) {
 		t.Fatal("want the injected failure")
 	}
 	// Run 2 stops at its deadline at once.
-	c, done, err := plain.DeleteTenantData(ctx, ticket, tid, "u0", store.DeleteOptions{StopAt: time.Now().Add(-time.Second)})
+	_, done, err := plain.DeleteTenantData(ctx, ticket, tid, "u0", store.DeleteOptions{StopAt: time.Now().Add(-time.Second)})
 	if err != nil || done {
 		t.Fatalf("past deadline: done %v, err %v", done, err)
 	}
 	// Run 3 finishes.
-	c, done, err = plain.DeleteTenantData(ctx, ticket, tid, "u0", store.DeleteOptions{Workers: 4})
+	c, done, err := plain.DeleteTenantData(ctx, ticket, tid, "u0", store.DeleteOptions{Workers: 4})
 	if err != nil || !done {
 		t.Fatalf("resume: done %v, err %v", done, err)
 	}
