@@ -485,23 +485,21 @@ func TestShortDeadlineReturnsInProgressThenResumes(t *testing.T) {
 	o := seedOrg(t, f, 2000)
 	raw := o.event(t, newTicket(), false)
 
-	// Slow storage and two lanes at a time: the first invocations cannot finish
-	// before the safety margin.
-	f.faults.batchDelay = 20 * time.Millisecond
+	// Slow storage and two lanes at a time: about 4 s of deletion work, cut into
+	// invocations of 3 s with a 1.5 s safety margin. An invocation that ran past its
+	// deadline would fail with the context's error (checked below), so the test
+	// needs no wall-clock assertion and holds on a loaded machine too.
+	f.faults.batchDelay = 100 * time.Millisecond
 	f.svc.Workers = 2
-	f.svc.SafetyMargin = time.Second
+	f.svc.SafetyMargin = 1500 * time.Millisecond
 	var reports []*reset.Report
 	for i := 0; ; i++ {
-		if i == 50 {
-			t.Fatal("no completion after 50 invocations")
+		if i == 100 {
+			t.Fatal("no completion after 100 invocations")
 		}
-		began := time.Now()
-		rep, err := f.invoke(t, raw, 1500*time.Millisecond)
+		rep, err := f.invoke(t, raw, 3*time.Second)
 		if err != nil {
 			t.Fatalf("invocation %d: %v", i, err)
-		}
-		if time.Since(began) > 1400*time.Millisecond {
-			t.Errorf("invocation %d took %v: past the safety margin", i, time.Since(began))
 		}
 		reports = append(reports, rep)
 		if rep.Status == reset.StatusCompleted {
