@@ -180,13 +180,9 @@ func TestFunctionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			began := time.Now()
 			fe := invokeError(t, f, tt.payload)
 			if fe.Type != tt.wantType || !strings.Contains(fe.Message, tt.inMsg) {
 				t.Errorf("error = %q %q; want %q containing %q", fe.Type, fe.Message, tt.wantType, tt.inMsg)
-			}
-			if d := time.Since(began); d > 3*time.Second {
-				t.Errorf("took %v", d)
 			}
 			// The function answers the next invocation either way.
 			pid := invoke(t, f, `{"echo":"after"}`).PID

@@ -33,12 +33,8 @@ func TestStopEndsTheWholeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	began := time.Now()
 	if err := c.Stop(200 * time.Millisecond); err != nil {
 		t.Fatalf("Stop: %v", err)
-	}
-	if d := time.Since(began); d > 3*time.Second {
-		t.Errorf("Stop took %v", d)
 	}
 	select {
 	case <-c.Done():
