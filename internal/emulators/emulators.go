@@ -48,9 +48,10 @@ type Options struct {
 	// LogDir receives dynamodb.log, ses.log and kms.log. Empty means a new
 	// temporary directory, removed by a clean Stop.
 	LogDir string
-	// StartTimeout bounds the wait for all emulators to answer. Default 60s:
+	// StartTimeout bounds the wait for all emulators to answer. Default 3m:
 	// a cold start takes about 5s, but several test binaries may start their
-	// emulators at once on a small machine.
+	// emulators at once on a small, loaded machine, where a JVM has been seen to
+	// need more than a minute.
 	StartTimeout time.Duration
 }
 
@@ -122,7 +123,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
-		timeout = 60 * time.Second
+		timeout = 3 * time.Minute
 	}
 	wctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	defer cancelTimeout()

@@ -76,7 +76,7 @@ func Main(m *testing.M) int {
 
 func start(ctx context.Context) (_ *Env, stop func() error, err error) {
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 
 	stack, err := emulators.Start(ctx, emulators.Options{})
