@@ -430,7 +430,7 @@ func (r *rig) resetRun(t *testing.T, name string, arm func(*fi.Injector)) (calls
 		if arm != nil {
 			arm(r.inj)
 		}
-		rep, err := r.callReset(t, raw, 20*time.Second)
+		rep, err := r.callReset(t, raw, 20*time.Second, r.inj.OnKill)
 		seen := r.inj.Calls()
 		calls = len(seen)
 		killed := strings.HasPrefix(name, "killed")

@@ -326,11 +326,15 @@ func (r *rig) callActivation(t *testing.T, raw []byte) (any, error) {
 	return out, err
 }
 
-// callReset invokes the console event with a Lambda-like deadline.
-func (r *rig) callReset(t *testing.T, raw []byte, timeout time.Duration) (*reset.Report, error) {
+// callReset invokes the console event with a Lambda-like deadline; onKill, when
+// given, receives the invocation's cancel, for a kill to end it.
+func (r *rig) callReset(t *testing.T, raw []byte, timeout time.Duration, onKill ...func(func()) *faultinject.Injector) (*reset.Report, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
+	for _, f := range onKill {
+		f(cancel)
+	}
 	rep, err := r.reset.Handle(ctx, raw)
 	capture.text("support-reset answer", fmt.Sprintf("%v %v", jsonOf(rep), err))
 	return rep, err

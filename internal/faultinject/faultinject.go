@@ -93,6 +93,7 @@ type Injector struct {
 	rules     []Rule
 	matched   []int // per rule: calls matched so far
 	killAfter int   // > 0: calls after this many fail with ErrKilled
+	onKill    func()
 	calls     []Call
 }
 
@@ -114,11 +115,21 @@ func (in *Injector) KillAfter(n int) *Injector {
 	return in
 }
 
+// OnKill runs f once, at the first call the kill stops: a killed process does nothing
+// more, so a test cancels the invocation's context there (retries and backoffs inside
+// the function then end at once, as they would with the process).
+func (in *Injector) OnKill(f func()) *Injector {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.onKill = f
+	return in
+}
+
 // Clear disarms every rule and the kill, and forgets the calls seen.
 func (in *Injector) Clear() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.rules, in.matched, in.killAfter, in.calls = nil, nil, 0, nil
+	in.rules, in.matched, in.killAfter, in.onKill, in.calls = nil, nil, 0, nil, nil
 }
 
 // Calls returns the calls seen since the last Clear.
@@ -147,6 +158,10 @@ func (in *Injector) decide(service, op string) (Rule, bool, bool) {
 	if in.killAfter > 0 && len(in.calls) >= in.killAfter {
 		c.Killed = true
 		in.calls = append(in.calls, c)
+		if f := in.onKill; f != nil {
+			in.onKill = nil
+			go f()
+		}
 		return Rule{}, false, true
 	}
 	var hit Rule
