@@ -10,15 +10,10 @@ type Activation struct {
 	AppURL  string
 }
 
-// activationView is the template's view: the key's text is taken out of the Key only
-// here, for the one mail that must carry it.
-type activationView struct {
-	Name, Company, OrgKey, AppURL string
-}
-
-// ActivationMail renders the activation mail in the creator's language.
+// ActivationMail renders the activation mail in the creator's language. The key's text
+// is taken out of the Key only here, for the one mail that must carry it.
 func ActivationMail(locale, to string, a Activation) (Message, error) {
-	return render("activation", locale, to, activationView{
-		Name: a.Name, Company: a.Company, OrgKey: a.Key.Reveal(), AppURL: a.AppURL,
+	return render("activation", locale, to, fields{
+		"Name": a.Name, "Company": a.Company, "OrgKey": a.Key.Reveal(), "AppURL": a.AppURL,
 	})
 }

@@ -4,13 +4,9 @@
 package mail
 
 import (
-	"bytes"
 	"context"
-	"embed"
-	htmltemplate "html/template"
 	"log/slog"
 	"strings"
-	texttemplate "text/template"
 
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
@@ -39,31 +35,6 @@ func Language(locale string) string {
 		return "fr"
 	}
 	return "en"
-}
-
-//go:embed templates
-var templateFS embed.FS
-
-var (
-	textTemplates = texttemplate.Must(texttemplate.New("").ParseFS(templateFS, "templates/*.txt"))
-	htmlTemplates = htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/*.html"))
-)
-
-// render executes templates/<name>.<lang>.{subject.txt,txt,html} with data.
-func render(name, locale, to string, data any) (Message, error) {
-	lang := Language(locale)
-	base := name + "." + lang
-	var subj, text, html bytes.Buffer
-	if err := textTemplates.ExecuteTemplate(&subj, base+".subject.txt", data); err != nil {
-		return Message{}, err
-	}
-	if err := textTemplates.ExecuteTemplate(&text, base+".txt", data); err != nil {
-		return Message{}, err
-	}
-	if err := htmlTemplates.ExecuteTemplate(&html, base+".html", data); err != nil {
-		return Message{}, err
-	}
-	return Message{To: to, Subject: strings.TrimSpace(subj.String()), Text: text.String(), HTML: html.String()}, nil
 }
 
 // SES is the part of the SES v2 client the sender uses.

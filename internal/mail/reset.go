@@ -1,6 +1,10 @@
 package mail
 
-import "github.com/mspvault/orgkey/internal/orgkey"
+import (
+	"strconv"
+
+	"github.com/mspvault/orgkey/internal/orgkey"
+)
 
 // Reset is what the "organization key replaced" mail says to the admin a support reset
 // kept: the new key and what the reset deleted.
@@ -17,15 +21,11 @@ type Reset struct {
 	AppURL     string
 }
 
-type resetView struct {
-	Name, Company, OrgKey, TicketID, AppURL    string
-	KeyVersion, Passwords, Users, Sites, Links int
-}
-
 // ResetMail renders the reset mail in the admin's language.
 func ResetMail(locale, to string, r Reset) (Message, error) {
-	return render("reset", locale, to, resetView{
-		Name: r.Name, Company: r.Company, OrgKey: r.Key.Reveal(), TicketID: r.TicketID, AppURL: r.AppURL,
-		KeyVersion: r.KeyVersion, Passwords: r.Passwords, Users: r.Users, Sites: r.Sites, Links: r.ClaimLinks,
+	return render("reset", locale, to, fields{
+		"Name": r.Name, "Company": r.Company, "OrgKey": r.Key.Reveal(), "TicketID": r.TicketID, "AppURL": r.AppURL,
+		"KeyVersion": strconv.Itoa(r.KeyVersion), "Passwords": strconv.Itoa(r.Passwords), "Users": strconv.Itoa(r.Users),
+		"Sites": strconv.Itoa(r.Sites), "Links": strconv.Itoa(r.ClaimLinks),
 	})
 }

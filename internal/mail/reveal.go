@@ -13,12 +13,10 @@ type RevealNotice struct {
 	AppURL        string
 }
 
-type revealView struct {
-	RevealNotice
-	When string
-}
-
 // RevealNoticeMail renders the notice in the recipient's language.
 func RevealNoticeMail(locale, to string, n RevealNotice) (Message, error) {
-	return render("reveal", locale, to, revealView{RevealNotice: n, When: n.At.UTC().Format("2006-01-02 15:04 MST")})
+	return render("reveal", locale, to, fields{
+		"RecipientName": n.RecipientName, "ViewerName": n.ViewerName, "ViewerEmail": n.ViewerEmail,
+		"Company": n.Company, "When": n.At.UTC().Format("2006-01-02 15:04 MST"), "SourceIP": n.SourceIP, "AppURL": n.AppURL,
+	})
 }

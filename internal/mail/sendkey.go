@@ -2,6 +2,7 @@ package mail
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,19 +28,14 @@ func ClaimURL(base string, t orgkey.ClaimToken) string {
 	return strings.TrimRight(base, "/") + ClaimPath + "?token=" + url.QueryEscape(t.Reveal())
 }
 
-// sendKeyView is the template's view: the token's text leaves the ClaimToken only here.
-type sendKeyView struct {
-	Name, SenderName, OrgName, ClaimURL, Expires string
-	Hours                                        int
-}
-
-// SendKeyMail renders the claim-link mail in the recipient's language.
+// SendKeyMail renders the claim-link mail in the recipient's language. The token's
+// text leaves the ClaimToken only here.
 func SendKeyMail(locale, to string, s SendKey, now time.Time) (Message, error) {
-	return render("sendkey", locale, to, sendKeyView{
-		Name: s.Name, SenderName: s.SenderName, OrgName: s.OrgName,
-		ClaimURL: ClaimURL(s.ClaimBaseURL, s.Token),
-		Expires:  s.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
-		Hours:    int(s.ExpiresAt.Sub(now).Round(time.Hour) / time.Hour),
+	return render("sendkey", locale, to, fields{
+		"Name": s.Name, "SenderName": s.SenderName, "OrgName": s.OrgName,
+		"ClaimURL": ClaimURL(s.ClaimBaseURL, s.Token),
+		"Expires":  s.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
+		"Hours":    strconv.Itoa(int(s.ExpiresAt.Sub(now).Round(time.Hour) / time.Hour)),
 	})
 }
 
@@ -54,5 +50,8 @@ type KeyRequest struct {
 
 // KeyRequestMail renders the request mail in the admin's language.
 func KeyRequestMail(locale, to string, r KeyRequest) (Message, error) {
-	return render("request", locale, to, r)
+	return render("request", locale, to, fields{
+		"AdminName": r.AdminName, "RequesterName": r.RequesterName, "RequesterEmail": r.RequesterEmail,
+		"OrgName": r.OrgName, "SendURL": r.SendURL,
+	})
 }
