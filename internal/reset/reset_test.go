@@ -485,11 +485,12 @@ func TestShortDeadlineReturnsInProgressThenResumes(t *testing.T) {
 	o := seedOrg(t, f, 2000)
 	raw := o.event(t, newTicket(), false)
 
-	// Slow storage and two lanes at a time: about 4 s of deletion work, cut into
-	// invocations of 3 s with a 1.5 s safety margin. An invocation that ran past its
-	// deadline would fail with the context's error (checked below), so the test
+	// Slow storage and two lanes at a time: about 4 s of deletion work (a lane's
+	// batches go out together, so each of the 35 lanes costs about one delay), cut
+	// into invocations of 3 s with a 1.5 s safety margin. An invocation that ran past
+	// its deadline would fail with the context's error (checked below), so the test
 	// needs no wall-clock assertion and holds on a loaded machine too.
-	f.faults.batchDelay = 100 * time.Millisecond
+	f.faults.batchDelay = 250 * time.Millisecond
 	f.svc.Workers = 2
 	f.svc.SafetyMargin = 1500 * time.Millisecond
 	var reports []*reset.Report
