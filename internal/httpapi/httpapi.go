@@ -225,6 +225,13 @@ type Directory interface {
 	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
 }
 
+// userOrgReader is a Directory that reads a user and their organization in one call
+// (the store does, with one BatchGetItem instead of two GetItem). A missing user
+// must be reported as not_found with a zero User.
+type userOrgReader interface {
+	GetUserAndOrg(ctx context.Context, tenantID, userID string) (tenant.User, tenant.Org, error)
+}
+
 // Caller is the signed-in user and their organization, as the table has them now.
 type Caller struct {
 	User tenant.User
@@ -247,14 +254,18 @@ func ResolveCaller(ctx context.Context, dir Directory, req Request) (Caller, err
 	if err != nil {
 		return Caller{}, err
 	}
-	u, err := dir.GetUser(ctx, tid, sub)
-	if apperr.CodeOf(err) == apperr.NotFound {
+	var (
+		u   tenant.User
+		org tenant.Org
+	)
+	if both, ok := dir.(userOrgReader); ok {
+		u, org, err = both.GetUserAndOrg(ctx, tid, sub)
+	} else if u, err = dir.GetUser(ctx, tid, sub); err == nil {
+		org, err = dir.GetOrg(ctx, tid)
+	}
+	if apperr.CodeOf(err) == apperr.NotFound && u.ID == "" {
 		return Caller{}, apperr.New(apperr.Forbidden, "unknown_user", "the signed-in user is not a member of an organization")
 	}
-	if err != nil {
-		return Caller{}, err
-	}
-	org, err := dir.GetOrg(ctx, tid)
 	if err != nil {
 		return Caller{}, err
 	}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -128,6 +130,58 @@ func (st *Store) GetUser(ctx context.Context, tenantID, userID string) (_ tenant
 		return tenant.User{}, err
 	}
 	return it.user(), nil
+}
+
+// GetUserAndOrg reads a user and their organization in one strongly consistent
+// BatchGetItem (keys it leaves unprocessed are asked again). A missing user is
+// reported before a missing organization, as GetUser then GetOrg would, and with a
+// missing organization the user is still returned.
+func (st *Store) GetUserAndOrg(ctx context.Context, tenantID, userID string) (_ tenant.User, _ tenant.Org, err error) {
+	defer apperr.Wrap(&err, "store.GetUserAndOrg(%q, %q)", tenantID, userID)
+	pk, usk := tenantPK(tenantID), userSK(userID)
+	keys := &ddbtypes.KeysAndAttributes{Keys: []map[string]ddbtypes.AttributeValue{key(pk, usk), key(pk, orgSK)}, ConsistentRead: aws.Bool(true)}
+	var userAV, orgAV map[string]ddbtypes.AttributeValue
+	for attempt := 0; keys != nil && len(keys.Keys) > 0; attempt++ {
+		if attempt > 0 {
+			if err := sleepBackoff(ctx, attempt-1); err != nil {
+				return tenant.User{}, tenant.Org{}, err
+			}
+		}
+		if attempt > maxBatchRetries {
+			return tenant.User{}, tenant.Org{}, apperr.New(apperr.Unavailable, "", "storage left reads unprocessed")
+		}
+		out, err := st.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{st.Table: *keys}})
+		if err != nil {
+			return tenant.User{}, tenant.Org{}, unavailable(err)
+		}
+		for _, item := range out.Responses[st.Table] {
+			switch attrS(item, "sk") {
+			case usk:
+				userAV = item
+			case orgSK:
+				orgAV = item
+			}
+		}
+		keys = nil
+		if k, ok := out.UnprocessedKeys[st.Table]; ok {
+			keys = &k
+		}
+	}
+	if userAV == nil {
+		return tenant.User{}, tenant.Org{}, apperr.New(apperr.NotFound, "", "user not found")
+	}
+	var u userItem
+	if err := attributevalue.UnmarshalMap(userAV, &u); err != nil {
+		return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, usk, err)
+	}
+	if orgAV == nil {
+		return u.user(), tenant.Org{}, apperr.New(apperr.NotFound, "", "organization not found")
+	}
+	var o orgItem
+	if err := attributevalue.UnmarshalMap(orgAV, &o); err != nil {
+		return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, orgSK, err)
+	}
+	return u.user(), o.org(), nil
 }
 
 func strPtr(v string) *string { return &v }

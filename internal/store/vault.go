@@ -149,11 +149,19 @@ func (st *Store) writeBatch(ctx context.Context, batch []ddbtypes.WriteRequest) 
 		if attempt == maxBatchRetries {
 			return apperr.New(apperr.Unavailable, "", fmt.Sprintf("storage left %d writes unprocessed after %d retries", len(pending), maxBatchRetries))
 		}
-		wait := time.Duration(rand.Int64N(int64(min(backoffCap, backoffBase<<attempt)) + 1))
-		select {
-		case <-ctx.Done():
-			return apperr.Wrapf(apperr.Unavailable, ctx.Err(), "storage writes interrupted")
-		case <-time.After(wait):
+		if err := sleepBackoff(ctx, attempt); err != nil {
+			return err
 		}
+	}
+}
+
+// sleepBackoff waits before retry attempt+1 of unprocessed items.
+func sleepBackoff(ctx context.Context, attempt int) error {
+	wait := time.Duration(rand.Int64N(int64(min(backoffCap, backoffBase<<attempt)) + 1))
+	select {
+	case <-ctx.Done():
+		return apperr.Wrapf(apperr.Unavailable, ctx.Err(), "storage calls interrupted")
+	case <-time.After(wait):
+		return nil
 	}
 }
