@@ -338,6 +338,12 @@ func (p *prober) roundTrips(caller int) error {
 		case "DynamoDB.GetItem":
 			_, err = p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: map[string]ddbtypes.AttributeValue{
 				"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}}, ConsistentRead: aws.Bool(true)})
+		case "DynamoDB.BatchGetItem": // a user and the organization, as httpapi.ResolveCaller reads them
+			_, err = p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{w.Table: {
+				Keys: []map[string]ddbtypes.AttributeValue{
+					{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
+					{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "USER#probe"}},
+				}, ConsistentRead: aws.Bool(true)}}})
 		case "DynamoDB.Query":
 			_, err = p.db.Query(ctx, &dynamodb.QueryInput{TableName: table, KeyConditionExpression: aws.String("pk = :p"),
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}}})
