@@ -194,8 +194,8 @@ func TestFaultsSendAndClaim(t *testing.T) {
 		rule(fi.KMS, "Decrypt", fi.ServerError, 1, 0),
 		rule(fi.KMS, "Decrypt", fi.Timeout, 1, 0),
 		rule(fi.DynamoDB, "GetItem", fi.Throttle, 1, -1),
-		rule(fi.DynamoDB, "UpdateItem", fi.ServerError, 1, -1),
-		rule(fi.DynamoDB, "UpdateItem", fi.LostResponse, 1, 0),
+		rule(fi.DynamoDB, "TransactWriteItems", fi.ServerError, 1, -1),
+		rule(fi.DynamoDB, "TransactWriteItems", fi.LostResponse, 1, 0),
 	}
 	clean = r.claimRun(t, w, "clean run", nil)
 	for k := 1; k < clean; k++ { // after 0 calls: nothing happened

@@ -180,7 +180,7 @@ func (c *claims) PutClaim(context.Context, store.Claim) error { return nil }
 func (c *claims) GetClaim(context.Context, string) (store.Claim, error) {
 	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
 }
-func (c *claims) ConsumeClaim(context.Context, string, time.Time) (store.Claim, error) {
+func (c *claims) ConsumeClaim(context.Context, string, string, int, time.Time) (store.Claim, error) {
 	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
 }
 func (c *claims) Allow(context.Context, string, string, int, time.Duration, time.Time) (bool, error) {

@@ -313,7 +313,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 	f.assertBlobGone(t, o.oldBlob)
 	// Old claim links fail.
 	for _, h := range o.claims {
-		if _, err := f.store.ConsumeClaim(ctx, h, time.Now()); apperr.CodeOf(err) != apperr.NotFound {
+		if _, err := f.store.ConsumeClaim(ctx, h, o.ID, 1, time.Now()); apperr.CodeOf(err) != apperr.NotFound {
 			t.Errorf("old claim link still answers: %v", err)
 		}
 	}

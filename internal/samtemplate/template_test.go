@@ -100,7 +100,7 @@ var functionChecks = map[string][]check{
 		env("CLAIM_TTL_HOURS", "!Ref ClaimLinkTtlHours"),
 		env("SEND_RATE_LIMIT_PER_HOUR", "!Ref SendKeyRateLimitPerHour"),
 		env("REQUEST_RATE_LIMIT_PER_HOUR", "!Ref KeyRequestRateLimitPerHour"),
-		allows("dynamodb:GetItem"), allows("dynamodb:BatchGetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
+		allows("dynamodb:ConditionCheckItem"), allows("dynamodb:GetItem"), allows("dynamodb:BatchGetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
 		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
 		allowsOn("dynamodb:Query", gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
 		lacks("dynamodb:DeleteItem"), lacks("dynamodb:Scan"), lacks("dynamodb:BatchWriteItem"),

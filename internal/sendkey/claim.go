@@ -98,10 +98,13 @@ func (s *Service) Claim(ctx context.Context, raw string, meta Meta) (res ClaimRe
 	if err != nil {
 		return ClaimResult{}, err
 	}
-	switch _, err := s.Store.ConsumeClaim(ctx, hash, now); apperr.CodeOf(err) {
+	switch _, err := s.Store.ConsumeClaim(ctx, hash, org.ID, org.KeyVersion, now); apperr.CodeOf(err) {
 	case "":
-	case apperr.Conflict: // a concurrent opening spent it first
-		return ClaimResult{}, gone(ReasonClaimUsed)
+	case apperr.Conflict:
+		if apperr.ReasonOf(err) == "claim_superseded" { // a reset began since the checks above
+			return ClaimResult{}, gone(ReasonClaimSuperseded)
+		}
+		return ClaimResult{}, gone(ReasonClaimUsed) // a concurrent opening spent it first
 	case apperr.NotFound:
 		return ClaimResult{}, gone(ReasonClaimUnknown)
 	default:

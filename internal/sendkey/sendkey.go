@@ -76,7 +76,7 @@ type Store interface {
 	Members(ctx context.Context, tenantID string) ([]tenant.User, []tenant.Site, error)
 	PutClaim(ctx context.Context, c store.Claim) error
 	GetClaim(ctx context.Context, hash string) (store.Claim, error)
-	ConsumeClaim(ctx context.Context, hash string, now time.Time) (store.Claim, error)
+	ConsumeClaim(ctx context.Context, hash, tenantID string, keyVersion int, now time.Time) (store.Claim, error)
 	Allow(ctx context.Context, flow, subject string, limit int, window time.Duration, now time.Time) (bool, error)
 	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -10,6 +11,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/tenant"
 )
 
 // Claim is a pending one-time claim link. Only the token's hash is stored.
@@ -87,36 +89,52 @@ func (st *Store) PutClaim(ctx context.Context, c Claim) (err error) {
 	return nil
 }
 
-// ConsumeClaim marks a claim link used, atomically: of any number of concurrent
-// callers, exactly one gets the claim. The others, and every later caller, get
-// conflict with the claim as it is stored (so they can audit the replay under its
-// tenant); an unknown hash is not_found. Expiry and key version are the caller's to
-// check on the returned claim.
-func (st *Store) ConsumeClaim(ctx context.Context, hash string, now time.Time) (_ Claim, err error) {
+// ConsumeClaim marks a claim link used, atomically and only while the link's
+// organization is active at the link's key version: one transaction spends the link
+// and checks the organization, so a link opened while a reset starts or replaces the
+// key never hands out the old key. Of any number of concurrent callers, exactly one
+// gets the claim. The others, and every later caller, get conflict (reason
+// claim_used) with the claim as it is stored, so they can audit the replay under its
+// tenant; a link whose organization moved on gets conflict (reason
+// claim_superseded); an unknown hash is not_found. Expiry is the caller's to check.
+func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVersion int, now time.Time) (_ Claim, err error) {
 	defer apperr.Wrap(&err, "store.ConsumeClaim")
-	out, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &st.Table,
-		Key:                                 key(claimPK(hash), claimSK),
-		UpdateExpression:                    aws.String("SET usedAt = :now"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(usedAt)"),
-		ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now))},
-		ReturnValues:                        ddbtypes.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
+	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []ddbtypes.TransactWriteItem{
+			{Update: &ddbtypes.Update{
+				TableName:                           &st.Table,
+				Key:                                 key(claimPK(hash), claimSK),
+				UpdateExpression:                    aws.String("SET usedAt = :now"),
+				ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(usedAt)"),
+				ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now))},
+				ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
+			}},
+			{ConditionCheck: &ddbtypes.ConditionCheck{
+				TableName:                &st.Table,
+				Key:                      key(tenantPK(tenantID), orgSK),
+				ConditionExpression:      aws.String("#status = :active AND keyVersion = :v"),
+				ExpressionAttributeNames: map[string]string{"#status": "status"},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+					":active": s(string(tenant.Active)),
+					":v":      n(int64(keyVersion)),
+				},
+			}},
+		},
 	})
 	if err == nil {
-		var it claimItem
-		if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
-			return Claim{}, err
-		}
-		return it.claim(hash), nil
+		return Claim{Hash: hash, TenantID: tenantID, KeyVersion: keyVersion, UsedAt: now}, nil
 	}
-	var cond *ddbtypes.ConditionalCheckFailedException
-	if asCond(err, &cond) {
-		if len(cond.Item) == 0 {
+	var canceled *ddbtypes.TransactionCanceledException
+	if !errors.As(err, &canceled) || len(canceled.CancellationReasons) != 2 {
+		return Claim{}, unavailable(err)
+	}
+	spend, org := canceled.CancellationReasons[0], canceled.CancellationReasons[1]
+	if aws.ToString(spend.Code) == "ConditionalCheckFailed" {
+		if len(spend.Item) == 0 {
 			return Claim{}, apperr.New(apperr.NotFound, "", "unknown claim")
 		}
 		var it claimItem
-		if err := attributevalue.UnmarshalMap(cond.Item, &it); err != nil {
+		if err := attributevalue.UnmarshalMap(spend.Item, &it); err != nil {
 			return Claim{}, err
 		}
 		if it.UsedAt == formatTime(now) {
@@ -124,6 +142,9 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash string, now time.Time) (
 			return it.claim(hash), nil
 		}
 		return it.claim(hash), apperr.New(apperr.Conflict, "claim_used", "claim already used")
+	}
+	if aws.ToString(org.Code) == "ConditionalCheckFailed" {
+		return Claim{}, apperr.New(apperr.Conflict, "claim_superseded", "the organization's key changed or is being reset")
 	}
 	return Claim{}, unavailable(err)
 }
