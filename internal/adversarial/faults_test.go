@@ -22,6 +22,16 @@ type fault struct {
 	arm  func(*fi.Injector)
 }
 
+// assertFired fails a fault run whose fault never fired (the flow no longer makes
+// the call the rule targets, or dies before the kill point): such a run would
+// count as converged while testing nothing.
+func assertFired(t *testing.T, in *fi.Injector, armed bool) {
+	t.Helper()
+	if armed && in.Injected() == 0 {
+		t.Errorf("the injected fault never fired (calls made: %v): retarget it", in.Calls())
+	}
+}
+
 func rule(svc, op string, kind fi.Kind, from, to int) fault {
 	what := svc
 	if op != "" {
@@ -96,6 +106,7 @@ func (r *rig) activationRun(t *testing.T, name string, arm func(*fi.Injector)) (
 		seen := r.inj.Calls()
 		calls = len(seen)
 		killed := strings.HasPrefix(name, "killed")
+		assertFired(t, r.inj, arm != nil)
 		r.inj.Clear()
 		if err != nil && !killed && !strings.Contains(err.Error(), "will be retried") {
 			t.Errorf("first try: %v, want success or an error Cognito retries", err)
@@ -229,6 +240,7 @@ func (r *rig) sendRun(t *testing.T, w *world, name string, arm func(*fi.Injector
 		seen := r.inj.Calls()
 		calls = len(seen)
 		killed := strings.HasPrefix(name, "killed")
+		assertFired(t, r.inj, arm != nil)
 		r.inj.Clear()
 		if resp.StatusCode != http.StatusAccepted && !killed && !retryableHTTP(resp.StatusCode) {
 			t.Errorf("first try: %d %s, want 202 or a retryable error", resp.StatusCode, resp.Body)
@@ -277,6 +289,7 @@ func (r *rig) claimRun(t *testing.T, w *world, name string, arm func(*fi.Injecto
 		resp := r.callSend(t, claimEvent(t, tok, true))
 		calls = len(r.inj.Calls())
 		killed := strings.HasPrefix(name, "killed")
+		assertFired(t, r.inj, arm != nil)
 		r.inj.Clear()
 		got := resp.StatusCode == http.StatusOK
 		if !got && !killed && !retryableHTTP(resp.StatusCode) {
@@ -307,7 +320,7 @@ func TestFaultsReveal(t *testing.T) {
 	shownAnswers := 0
 	faults := []fault{
 		rule(fi.DynamoDB, "Query", fi.Throttle, 1, 0),
-		rule(fi.DynamoDB, "GetItem", fi.ServerError, 1, -1),
+		rule(fi.DynamoDB, "BatchGetItem", fi.ServerError, 1, -1),
 		rule(fi.DynamoDB, "UpdateItem", fi.Throttle, 1, -1),
 		rule(fi.DynamoDB, "UpdateItem", fi.Conflict, 1, 0),
 		rule(fi.DynamoDB, "PutItem", fi.ServerError, 1, -1),
@@ -321,6 +334,7 @@ func TestFaultsReveal(t *testing.T) {
 			r.inj.Clear()
 			f.arm(r.inj)
 			resp := r.callReveal(t, revealEvent(t, w.orgAdmin.ID, ""))
+			assertFired(t, r.inj, true)
 			r.inj.Clear()
 			if resp.StatusCode == http.StatusOK {
 				shownAnswers++
@@ -434,6 +448,7 @@ func (r *rig) resetRun(t *testing.T, name string, arm func(*fi.Injector)) (calls
 		seen := r.inj.Calls()
 		calls = len(seen)
 		killed := strings.HasPrefix(name, "killed")
+		assertFired(t, r.inj, arm != nil)
 		r.inj.Clear()
 		// Support invokes again once the first invocation is over: after its deadline.
 		svc := r.reset.Service
