@@ -5,43 +5,31 @@
 package main
 
 import (
-	"context"
-	"os"
+	"log/slog"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
-	"github.com/caarlos0/env/v11"
 
-	"github.com/mspvault/orgkey/internal/awsconfig"
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/logging"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/reset"
 	"github.com/mspvault/orgkey/internal/store"
 )
 
 func main() {
-	log := logging.New(os.Stdout)
-	cfg, err := env.ParseAs[reset.Config]()
-	if err != nil {
-		log.Error("configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	awsCfg, err := awsconfig.Load(context.Background())
-	if err != nil {
-		log.Error("configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	svc := reset.NewService(
-		store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
-		&keywrap.Wrapper{KMS: kms.NewFromConfig(awsCfg), KeyID: cfg.KMSKeyID},
-		&mail.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
-		cfg.AppURL,
-		time.Duration(cfg.SafetyMarginSeconds)*time.Second,
-		cfg.DeleteWorkers,
-	)
-	lambda.Start((&reset.Handler{Service: svc, Log: log}).Handle)
+	lambdamain.Run(func(cfg reset.Config, awsCfg aws.Config, log *slog.Logger) any {
+		svc := reset.NewService(
+			store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+			&keywrap.Wrapper{KMS: kms.NewFromConfig(awsCfg), KeyID: cfg.KMSKeyID},
+			&mail.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
+			cfg.AppURL,
+			time.Duration(cfg.SafetyMarginSeconds)*time.Second,
+			cfg.DeleteWorkers,
+		)
+		return (&reset.Handler{Service: svc, Log: log}).Handle
+	})
 }
