@@ -19,8 +19,7 @@ import (
 func (st *Store) Allow(ctx context.Context, flow, subject string, limit int, window time.Duration, now time.Time) (_ bool, err error) {
 	defer apperr.Wrap(&err, "store.Allow(%q, %q)", flow, subject)
 	start := now.Truncate(window)
-	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &st.Table,
+	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
 		Key:                 key("RATE#"+flow+"#"+subject, formatTime(start)),
 		UpdateExpression:    aws.String("ADD #c :one SET #ttl = if_not_exists(#ttl, :ttl), kind = if_not_exists(kind, :kind)"),
 		ConditionExpression: aws.String("attribute_not_exists(#c) OR #c < :limit"),
@@ -34,11 +33,4 @@ func (st *Store) Allow(ctx context.Context, flow, subject string, limit int, win
 			":kind":  s("rate"),
 		},
 	})
-	if err == nil {
-		return true, nil
-	}
-	if err := unavailable(err); !isConditionFailed(err) {
-		return false, err
-	}
-	return false, nil
 }

@@ -201,8 +201,7 @@ func (st *Store) OrgResetTicket(ctx context.Context, tenantID string) (_ string,
 // invocations of one ticket never delete side by side.
 func (st *Store) AcquireResetRun(ctx context.Context, ticket string, now, leaseUntil time.Time) (_ bool, err error) {
 	defer apperr.Wrap(&err, "store.AcquireResetRun(%q)", ticket)
-	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &st.Table,
+	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
 		Key:                 key(resetPK(ticket), resetSK),
 		UpdateExpression:    aws.String("SET leaseUntil = :until, runs = runs + :one"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)"),
@@ -210,27 +209,12 @@ func (st *Store) AcquireResetRun(ctx context.Context, ticket string, now, leaseU
 			":until": s(formatTime(leaseUntil)), ":now": s(formatTime(now)), ":one": n(1),
 		},
 	})
-	if err == nil {
-		return true, nil
-	}
-	if err := unavailable(err); !isConditionFailed(err) {
-		return false, err
-	}
-	return false, nil
 }
 
 // ReleaseResetRun gives the run lease back, so the next invocation starts at once.
 func (st *Store) ReleaseResetRun(ctx context.Context, ticket string) (err error) {
 	defer apperr.Wrap(&err, "store.ReleaseResetRun(%q)", ticket)
-	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &st.Table,
-		Key:              key(resetPK(ticket), resetSK),
-		UpdateExpression: aws.String("REMOVE leaseUntil"),
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return st.removeAttr(ctx, resetPK(ticket), resetSK, "leaseUntil")
 }
 
 // ReplaceOrgKey stores a new wrapped key, version to, in place of version from, on an

@@ -84,8 +84,7 @@ func (st *Store) GetSignup(ctx context.Context, sub string) (_ tenant.Signup, er
 // delays the mail to the catch-up sweep; it never causes a second mail while alive.
 func (st *Store) AcquireSignupMail(ctx context.Context, sub string, now, leaseUntil time.Time) (_ bool, err error) {
 	defer apperr.Wrap(&err, "store.AcquireSignupMail(%q)", sub)
-	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &st.Table,
+	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
 		Key:                      key(signupPK(sub), signupSK),
 		UpdateExpression:         aws.String("SET mailLease = :until"),
 		ConditionExpression:      aws.String("#state = :created AND (attribute_not_exists(mailLease) OR mailLease < :now)"),
@@ -96,28 +95,13 @@ func (st *Store) AcquireSignupMail(ctx context.Context, sub string, now, leaseUn
 			":created": s(string(tenant.SignupOrgCreated)),
 		},
 	})
-	if err == nil {
-		return true, nil
-	}
-	if err := unavailable(err); !isConditionFailed(err) {
-		return false, err
-	}
-	return false, nil
 }
 
 // ReleaseSignupMail gives the right back after a failed send, so that the next try
 // sends at once.
 func (st *Store) ReleaseSignupMail(ctx context.Context, sub string) (err error) {
 	defer apperr.Wrap(&err, "store.ReleaseSignupMail(%q)", sub)
-	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &st.Table,
-		Key:              key(signupPK(sub), signupSK),
-		UpdateExpression: aws.String("REMOVE mailLease"),
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return st.removeAttr(ctx, signupPK(sub), signupSK, "mailLease")
 }
 
 // FinishSignup records that the activation mail went out and takes the sign-up off

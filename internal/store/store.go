@@ -126,6 +126,34 @@ func unavailable(err error) error {
 	return apperr.Wrapf(apperr.Unavailable, err, "storage unavailable")
 }
 
+// updateIf applies an update whose condition may not hold, and reports whether it
+// did: a failed condition is an answer (a lease held, a limit reached), not an error.
+func (st *Store) updateIf(ctx context.Context, in *dynamodb.UpdateItemInput) (bool, error) {
+	in.TableName = &st.Table
+	_, err := st.DB.UpdateItem(ctx, in)
+	if err == nil {
+		return true, nil
+	}
+	if err := unavailable(err); !isConditionFailed(err) {
+		return false, err
+	}
+	return false, nil
+}
+
+// removeAttr removes one attribute of an item: a lease given back.
+func (st *Store) removeAttr(ctx context.Context, pk, sk, attr string) error {
+	_, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &st.Table,
+		Key:                      key(pk, sk),
+		UpdateExpression:         aws.String("REMOVE #a"),
+		ExpressionAttributeNames: map[string]string{"#a": attr},
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 func asCond(err error, target **ddbtypes.ConditionalCheckFailedException) bool {
 	return errors.As(err, target)
 }
