@@ -68,24 +68,13 @@ func (st *Store) PutAudit(ctx context.Context, r AuditRecord, now time.Time) (er
 func (st *Store) Audit(ctx context.Context, tenantID string) (_ []AuditRecord, err error) {
 	defer apperr.Wrap(&err, "store.Audit(%q)", tenantID)
 	var out []AuditRecord
-	p := dynamodb.NewQueryPaginator(st.DB, &dynamodb.QueryInput{
-		TableName:                 &st.Table,
+	err = queryEach(ctx, st, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("pk = :p"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s("AUDIT#" + tenantID)},
 		ConsistentRead:            aws.Bool(true),
+	}, func(it auditItem) bool {
+		out = append(out, it.AuditRecord)
+		return true
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		for _, item := range page.Items {
-			var it auditItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-				return nil, err
-			}
-			out = append(out, it.AuditRecord)
-		}
-	}
-	return out, nil
+	return out, err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -153,29 +154,13 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVer
 func (st *Store) TenantClaims(ctx context.Context, tenantID string) (_ []Claim, err error) {
 	defer apperr.Wrap(&err, "store.TenantClaims(%q)", tenantID)
 	var out []Claim
-	p := dynamodb.NewQueryPaginator(st.DB, &dynamodb.QueryInput{
-		TableName:                 &st.Table,
+	err = queryEach(ctx, st, &dynamodb.QueryInput{
 		IndexName:                 aws.String(GSI1),
 		KeyConditionExpression:    aws.String("gsi1pk = :p"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(ClaimsIndexKey(tenantID))},
+	}, func(it claimItem) bool {
+		out = append(out, it.claim(strings.TrimPrefix(it.PK, "CLAIM#")))
+		return true
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		for _, item := range page.Items {
-			var it claimItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-				return nil, err
-			}
-			pk, _ := item["pk"].(*ddbtypes.AttributeValueMemberS)
-			hash := ""
-			if pk != nil {
-				hash = pk.Value[len("CLAIM#"):]
-			}
-			out = append(out, it.claim(hash))
-		}
-	}
-	return out, nil
+	return out, err
 }

@@ -728,26 +728,18 @@ func (st *Store) finishLane(ctx context.Context, ticket string, l lane) error {
 // (one Query rather than a GetItem per lane).
 func (st *Store) laneCheckpoints(ctx context.Context, ticket string) (map[string]laneItem, error) {
 	cps := map[string]laneItem{}
-	p := dynamodb.NewQueryPaginator(st.DB, &dynamodb.QueryInput{
-		TableName:              &st.Table,
+	err := queryEach(ctx, st, &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String("pk = :p AND begins_with(sk, :lane)"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":p": s(resetPK(ticket)), ":lane": s("LANE#"),
 		},
 		ConsistentRead: aws.Bool(true),
+	}, func(it laneItem) bool {
+		cps[it.SK] = it
+		return true
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		for _, item := range page.Items {
-			var it laneItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-				return nil, err
-			}
-			cps[it.SK] = it
-		}
+	if err != nil {
+		return nil, err
 	}
 	return cps, nil
 }
@@ -758,37 +750,23 @@ func (st *Store) ResetProgress(ctx context.Context, ticket string) (_ ResetCount
 	return st.resetProgress(ctx, ticket)
 }
 
+// resetProgress sums the lanes' checkpoints.
 func (st *Store) resetProgress(ctx context.Context, ticket string) (ResetCounts, error) {
+	cps, err := st.laneCheckpoints(ctx, ticket)
+	if err != nil {
+		return ResetCounts{}, err
+	}
 	var c ResetCounts
-	p := dynamodb.NewQueryPaginator(st.DB, &dynamodb.QueryInput{
-		TableName:              &st.Table,
-		KeyConditionExpression: aws.String("pk = :p AND begins_with(sk, :lane)"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":p": s(resetPK(ticket)), ":lane": s("LANE#"),
-		},
-		ProjectionExpression: aws.String("laneKind, deleted"),
-		ConsistentRead:       aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return ResetCounts{}, unavailable(err)
-		}
-		for _, item := range page.Items {
-			var it laneItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-				return ResetCounts{}, err
-			}
-			switch it.Kind {
-			case "passwords":
-				c.Passwords += it.Deleted
-			case "users":
-				c.Users += it.Deleted
-			case "sites":
-				c.Sites += it.Deleted
-			case "claimLinks":
-				c.ClaimLinks += it.Deleted
-			}
+	for _, it := range cps {
+		switch it.Kind {
+		case "passwords":
+			c.Passwords += it.Deleted
+		case "users":
+			c.Users += it.Deleted
+		case "sites":
+			c.Sites += it.Deleted
+		case "claimLinks":
+			c.ClaimLinks += it.Deleted
 		}
 	}
 	return c, nil

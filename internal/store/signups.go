@@ -129,30 +129,16 @@ func (st *Store) FinishSignup(ctx context.Context, sub string, now time.Time) (e
 func (st *Store) UnfinishedSignups(ctx context.Context, cutoff time.Time, limit int) (_ []tenant.Signup, err error) {
 	defer apperr.Wrap(&err, "store.UnfinishedSignups")
 	var out []tenant.Signup
-	p := dynamodb.NewQueryPaginator(st.DB, &dynamodb.QueryInput{
-		TableName:              &st.Table,
+	err = queryEach(ctx, st, &dynamodb.QueryInput{
 		IndexName:              aws.String(GSI1),
 		KeyConditionExpression: aws.String("gsi1pk = :p AND gsi1sk < :cut"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":p":   s(signupsPending),
 			":cut": s(formatTime(cutoff)),
 		},
+	}, func(it signupItem) bool {
+		out = append(out, it.signup())
+		return len(out) < limit
 	})
-	for p.HasMorePages() && len(out) < limit {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		for _, item := range page.Items {
-			var it signupItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-				return nil, err
-			}
-			out = append(out, it.signup())
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	return out, nil
+	return out, err
 }

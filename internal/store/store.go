@@ -126,6 +126,29 @@ func unavailable(err error) error {
 	return apperr.Wrapf(apperr.Unavailable, err, "storage unavailable")
 }
 
+// queryEach runs a query over all its pages on the store's table, decodes each item
+// into T and hands it to fn, until fn returns false or the items run out.
+func queryEach[T any](ctx context.Context, st *Store, in *dynamodb.QueryInput, fn func(T) bool) error {
+	in.TableName = &st.Table
+	p := dynamodb.NewQueryPaginator(st.DB, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return unavailable(err)
+		}
+		for _, item := range page.Items {
+			var it T
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return err
+			}
+			if !fn(it) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
 // updateIf applies an update whose condition may not hold, and reports whether it
 // did: a failed condition is an answer (a lease held, a limit reached), not an error.
 func (st *Store) updateIf(ctx context.Context, in *dynamodb.UpdateItemInput) (bool, error) {
