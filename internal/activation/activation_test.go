@@ -142,23 +142,14 @@ func keyIn(t *testing.T, body string) orgkey.Key {
 	return k
 }
 
-// items returns every item of the table that matches attribute = value.
+// items returns every item of the table whose attribute attr is the string value.
 func (f *fixture) items(t *testing.T, attr, value string) []map[string]ddbtypes.AttributeValue {
 	t.Helper()
-	db := dynamodb.NewFromConfig(f.env.AWSConfig)
 	var out []map[string]ddbtypes.AttributeValue
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{
-		TableName:                 &f.table,
-		FilterExpression:          aws.String("#a = :v"),
-		ExpressionAttributeNames:  map[string]string{"#a": attr},
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":v": &ddbtypes.AttributeValueMemberS{Value: value}},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(t.Context())
-		if err != nil {
-			t.Fatal(err)
+	for _, it := range f.env.Scan(t, f.table) {
+		if v, ok := it[attr].(*ddbtypes.AttributeValueMemberS); ok && v.Value == value {
+			out = append(out, it)
 		}
-		out = append(out, page.Items...)
 	}
 	return out
 }
@@ -241,7 +232,7 @@ func TestActivationCreatesOrganizationAndMailsKey(t *testing.T) {
 			if err != nil || !unwrapped.Equal(key) {
 				t.Fatalf("stored key does not unwrap to the mailed key: %v", err)
 			}
-			assertNotLogged(t, f.logs.String(), key)
+			testenv.AssertKeyNotLogged(t, f.logs.String(), key)
 			if !strings.Contains(f.logs.String(), `"outcome":"ok"`) || !strings.Contains(f.logs.String(), org.ID) {
 				t.Errorf("log line lacks outcome or tenant: %s", f.logs.String())
 			}
@@ -268,35 +259,17 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 // assertNotStoredInClear scans the whole table for the key's text.
 func assertNotStoredInClear(t *testing.T, f *fixture, key orgkey.Key) {
 	t.Helper()
-	db := dynamodb.NewFromConfig(f.env.AWSConfig)
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: &f.table})
 	compact := strings.ReplaceAll(key.Reveal(), "-", "")
-	for p.HasMorePages() {
-		page, err := p.NextPage(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Items {
-			dump := fmt.Sprintf("%#v", it)
-			for _, av := range it {
-				if b, ok := av.(*ddbtypes.AttributeValueMemberB); ok {
-					dump += string(b.Value)
-				}
-			}
-			if strings.Contains(dump, key.Reveal()) || strings.Contains(dump, compact) {
-				t.Fatal("the org key is stored in clear")
+	for _, it := range f.env.Scan(t, f.table) {
+		dump := fmt.Sprintf("%#v", it)
+		for _, av := range it {
+			if b, ok := av.(*ddbtypes.AttributeValueMemberB); ok {
+				dump += string(b.Value)
 			}
 		}
-	}
-}
-
-func assertNotLogged(t *testing.T, logs string, key orgkey.Key) {
-	t.Helper()
-	if logs == "" {
-		t.Fatal("no log lines captured")
-	}
-	if strings.Contains(logs, key.Reveal()) || strings.Contains(logs, strings.ReplaceAll(key.Reveal(), "-", "")) {
-		t.Fatal("the org key appears in a log line")
+		if strings.Contains(dump, key.Reveal()) || strings.Contains(dump, compact) {
+			t.Fatal("the org key is stored in clear")
+		}
 	}
 }
 
@@ -332,7 +305,7 @@ func TestConcurrentTriggersMakeOneOrganizationAndOneMail(t *testing.T) {
 	if len(mails) != 1 {
 		t.Fatalf("%d mails, want 1", len(mails))
 	}
-	assertNotLogged(t, f.logs.String(), keyIn(t, mails[0].Text))
+	testenv.AssertKeyNotLogged(t, f.logs.String(), keyIn(t, mails[0].Text))
 }
 
 func TestSESFailureThenRetrySendsOnce(t *testing.T) {
@@ -374,7 +347,7 @@ func TestSESFailureThenRetrySendsOnce(t *testing.T) {
 	if err != nil || !stored.Equal(key) {
 		t.Fatalf("mailed key is not the stored key: %v", err)
 	}
-	assertNotLogged(t, down.logs.String()+up.logs.String(), key)
+	testenv.AssertKeyNotLogged(t, down.logs.String()+up.logs.String(), key)
 }
 
 func TestCatchUpFinishesWhatTriesLeft(t *testing.T) {
@@ -574,7 +547,7 @@ func TestZNoKeyInAnyLog(t *testing.T) {
 		if !strings.Contains(m.Text, orgkey.Prefix+"-") {
 			continue
 		}
-		assertNotLogged(t, logs, keyIn(t, m.Text))
+		testenv.AssertKeyNotLogged(t, logs, keyIn(t, m.Text))
 		checked++
 	}
 	if checked == 0 {
