@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,9 +10,6 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/mspvault/orgkey/internal/localstack"
-	"github.com/mspvault/orgkey/internal/tenant"
 )
 
 // chromium finds Debian's Chromium (`make chromium` installs it).
@@ -36,19 +32,7 @@ func chromium(t *testing.T) string {
 func TestBrowserClaim(t *testing.T) {
 	exe := chromium(t)
 	c := client(t)
-	o := newOrg(t, c)
-	pro := o.add(t, c, tenant.ProUser)
-	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
-		t.Fatalf("send: %s %s", r.Status, r.Body)
-	}
-	mails, err := c.WaitEmails(t.Context(), pro.Email, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := localstack.ClaimLink(mails[0])
-	if link == "" {
-		t.Fatalf("no claim link in:\n%s", mails[0].Text)
-	}
+	o, link := sendToNewProUser(t, c)
 
 	// The profile directory is removed only once the browser and its helper
 	// processes have exited (they write to it until then).

@@ -206,16 +206,7 @@ func TestSendKey(t *testing.T) {
 // SameSite=Strict) once; again, or forged, it shows the same 410 page.
 func TestClaimLink(t *testing.T) {
 	c := client(t)
-	o := newOrg(t, c)
-	pro := o.add(t, c, tenant.ProUser)
-	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
-		t.Fatalf("send: %s %s", r.Status, r.Body)
-	}
-	mails, err := c.WaitEmails(t.Context(), pro.Email, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := localstack.ClaimLink(mails[0])
+	o, link := sendToNewProUser(t, c)
 	if !strings.HasPrefix(link, shared.ep.API+"/org-key/claim?token=") {
 		t.Fatalf("claim link %q does not point at this API (%s)", link, shared.ep.API)
 	}
@@ -424,4 +415,24 @@ func TestHTTPAPIEdges(t *testing.T) {
 	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", sign(t, sub, nil), nil); r.StatusCode != http.StatusOK {
 		t.Errorf("a well-formed token: %s %s", r.Status, r.Body)
 	}
+}
+
+// sendToNewProUser makes an organization with a pro user, has its admin send the
+// user the key, and returns the organization and the claim link from the mail.
+func sendToNewProUser(t *testing.T, c *localstack.Client) (*org, string) {
+	t.Helper()
+	o := newOrg(t, c)
+	pro := o.add(t, c, tenant.ProUser)
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %s %s", r.Status, r.Body)
+	}
+	mails, err := c.WaitEmails(t.Context(), pro.Email, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := localstack.ClaimLink(mails[0])
+	if link == "" {
+		t.Fatalf("no claim link in:\n%s", mails[0].Text)
+	}
+	return o, link
 }
