@@ -27,6 +27,9 @@ BOOTSTRAPS := $(FUNCTIONS:%=bin/%/bootstrap)
 
 FUZZTIME       ?= 2m
 TEST_FUZZTIME  ?= 10s
+# Minimizing a new input may take up to a minute by default, which outlasts a 10 s
+# run and ends it with "context deadline exceeded"; keep minimization short.
+FUZZMINIMIZETIME ?= 2s
 DEMO           ?= 1
 # Extra flags for orgkey-local, e.g. RUN_FLAGS="-api-port 3100 -function-logs -".
 RUN_FLAGS      ?=
@@ -120,7 +123,7 @@ fuzz:
 	while IFS= read -r t; do \
 		file=$${t%%:*}; name=$${t##*func }; pkg=./$$(dirname "$${file#./}"); \
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) "$$pkg"; \
 	done <<<"$$targets"
 
 ## bench: cold starts, remote calls, warm latency, memory, reset scaling, activation
