@@ -164,6 +164,9 @@ type claims struct {
 func (c *claims) GetOrg(context.Context, string) (tenant.Org, error) {
 	return tenant.Org{}, apperr.New(apperr.NotFound, "", "not found")
 }
+func (c *claims) GetUserAndOrg(context.Context, string, string) (tenant.User, tenant.Org, error) {
+	return tenant.User{}, tenant.Org{}, apperr.New(apperr.NotFound, "", "not found")
+}
 func (c *claims) GetUser(context.Context, string, string) (tenant.User, error) {
 	return tenant.User{}, apperr.New(apperr.NotFound, "", "not found")
 }

@@ -29,11 +29,11 @@ var RemoteCalls = map[string]FlowCalls{
 			"it is read after the rate limit, so that probing for users is counted; reading it with them would save 1 call",
 	},
 	"send-key: claim": {
-		Calls: Calls{"DynamoDB.GetItem": 3, "KMS.Decrypt": 1, "DynamoDB.TransactWriteItems": 1, "DynamoDB.PutItem": 1},
+		Calls: Calls{"DynamoDB.GetItem": 1, "DynamoDB.BatchGetItem": 1, "KMS.Decrypt": 1, "DynamoDB.TransactWriteItems": 1, "DynamoDB.PutItem": 1},
 		Min:   Calls{"DynamoDB.GetItem": 1, "DynamoDB.BatchGetItem": 1, "KMS.Decrypt": 1, "DynamoDB.TransactWriteItems": 1, "DynamoDB.PutItem": 1},
-		Why: "organization and user are two GetItem after the claim's; one BatchGetItem could read both: 1 call " +
-			"(the spend is a transaction with a check of the organization's key version, so that a reset starting " +
-			"meanwhile never lets the old key out)",
+		Why: "at the minimum: the claim link, then its organization and user in one BatchGetItem; the spend is a " +
+			"transaction with a check of the organization's key version, so that a reset starting meanwhile never " +
+			"lets the old key out",
 	},
 	"send-key: request": {
 		Calls: Calls{"DynamoDB.Query": 2, "DynamoDB.BatchGetItem": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 2, "DynamoDB.PutItem": 1},

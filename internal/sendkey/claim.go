@@ -76,23 +76,19 @@ func (s *Service) Claim(ctx context.Context, raw string, meta Meta) (res ClaimRe
 	case !now.Before(c.ExpiresAt):
 		return ClaimResult{}, gone(ReasonClaimExpired)
 	}
-	org, err := s.Store.GetOrg(ctx, c.TenantID)
-	switch {
-	case apperr.CodeOf(err) == apperr.NotFound:
-		return ClaimResult{}, gone(ReasonClaimOrgUnavailable)
-	case err != nil:
+	// The organization and the user in one read; the organization's refusals come
+	// first, so that a link of a deleted organization reads as that, not as a user gone.
+	user, org, err := s.Store.GetUserAndOrg(ctx, c.TenantID, c.UserID)
+	if err != nil && apperr.CodeOf(err) != apperr.NotFound {
 		return ClaimResult{}, err
-	case org.Status != tenant.Active:
+	}
+	switch {
+	case org.ID == "" || org.Status != tenant.Active:
 		return ClaimResult{}, gone(ReasonClaimOrgUnavailable)
 	case org.KeyVersion != c.KeyVersion:
 		return ClaimResult{}, gone(ReasonClaimSuperseded)
-	}
-	user, err := s.Store.GetUser(ctx, c.TenantID, c.UserID)
-	if apperr.CodeOf(err) == apperr.NotFound {
+	case user.ID == "":
 		return ClaimResult{}, gone(ReasonClaimUserGone)
-	}
-	if err != nil {
-		return ClaimResult{}, err
 	}
 	key, err := s.Unwrapper.Unwrap(ctx, org.ID, org.KeyVersion, org.WrappedKey)
 	if err != nil {

@@ -70,8 +70,10 @@ func validBaseURL(s string) bool {
 
 // Store is what the flow needs from the table (*store.Store).
 type Store interface {
-	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
 	GetUser(ctx context.Context, tenantID, userID string) (tenant.User, error)
+	// GetUserAndOrg returns whichever of the two exists (the other as its zero
+	// value) with a not_found error when one is missing.
+	GetUserAndOrg(ctx context.Context, tenantID, userID string) (tenant.User, tenant.Org, error)
 	FindUserByEmail(ctx context.Context, tenantID, email string) (tenant.User, error)
 	Members(ctx context.Context, tenantID string) ([]tenant.User, []tenant.Site, error)
 	PutClaim(ctx context.Context, c store.Claim) error

@@ -134,8 +134,9 @@ func (st *Store) GetUser(ctx context.Context, tenantID, userID string) (_ tenant
 
 // GetUserAndOrg reads a user and their organization in one strongly consistent
 // BatchGetItem (keys it leaves unprocessed are asked again). A missing user is
-// reported before a missing organization, as GetUser then GetOrg would, and with a
-// missing organization the user is still returned.
+// reported before a missing organization, as GetUser then GetOrg would; whichever is
+// missing comes back as its zero value (empty ID) and the other is still returned, so
+// that a caller can check both.
 func (st *Store) GetUserAndOrg(ctx context.Context, tenantID, userID string) (_ tenant.User, _ tenant.Org, err error) {
 	defer apperr.Wrap(&err, "store.GetUserAndOrg(%q, %q)", tenantID, userID)
 	pk, usk := tenantPK(tenantID), userSK(userID)
@@ -167,21 +168,31 @@ func (st *Store) GetUserAndOrg(ctx context.Context, tenantID, userID string) (_ 
 			keys = &k
 		}
 	}
-	if userAV == nil {
-		return tenant.User{}, tenant.Org{}, apperr.New(apperr.NotFound, "", "user not found")
+	var (
+		u tenant.User
+		o tenant.Org
+	)
+	if userAV != nil {
+		var it userItem
+		if err := attributevalue.UnmarshalMap(userAV, &it); err != nil {
+			return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, usk, err)
+		}
+		u = it.user()
 	}
-	var u userItem
-	if err := attributevalue.UnmarshalMap(userAV, &u); err != nil {
-		return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, usk, err)
+	if orgAV != nil {
+		var it orgItem
+		if err := attributevalue.UnmarshalMap(orgAV, &it); err != nil {
+			return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, orgSK, err)
+		}
+		o = it.org()
 	}
-	if orgAV == nil {
-		return u.user(), tenant.Org{}, apperr.New(apperr.NotFound, "", "organization not found")
+	switch {
+	case userAV == nil:
+		return u, o, apperr.New(apperr.NotFound, "", "user not found")
+	case orgAV == nil:
+		return u, o, apperr.New(apperr.NotFound, "", "organization not found")
 	}
-	var o orgItem
-	if err := attributevalue.UnmarshalMap(orgAV, &o); err != nil {
-		return tenant.User{}, tenant.Org{}, fmt.Errorf("decoding %s/%s: %w", pk, orgSK, err)
-	}
-	return u.user(), o.org(), nil
+	return u, o, nil
 }
 
 func strPtr(v string) *string { return &v }

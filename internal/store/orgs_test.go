@@ -47,14 +47,25 @@ func TestGetUserAndOrg(t *testing.T) {
 	if db.calls.Load() != 2 {
 		t.Errorf("%d calls: the unprocessed keys were not asked again", db.calls.Load())
 	}
-	for _, tc := range []struct{ name, tid, uid, wantUser string }{
-		{"no user", org.ID, "usr_nobody", ""},
-		{"no organization", "org_none", "usr_nobody", ""},
+	gone, goneAdmin, _, err := sd.Organization(t.Context(), "Gone", tenant.User{Email: testenv.UniqueName("g") + "@example.test", Name: "G"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &env.TableName, Key: map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + gone.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Whichever exists comes back beside the not_found, so that the claim flow can
+	// tell an organization gone from a user gone in the one read.
+	for _, tc := range []struct{ name, tid, uid, wantUser, wantOrg string }{
+		{"no user", org.ID, "usr_nobody", "", org.ID},
+		{"no organization", "org_none", "usr_nobody", "", ""},
+		{"organization deleted, user left", gone.ID, goneAdmin.ID, goneAdmin.ID, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u, _, err := st.GetUserAndOrg(t.Context(), tc.tid, tc.uid)
-			if apperr.CodeOf(err) != apperr.NotFound || u.ID != tc.wantUser {
-				t.Errorf("GetUserAndOrg = %+v, %v; want not_found", u, err)
+			u, o, err := st.GetUserAndOrg(t.Context(), tc.tid, tc.uid)
+			if apperr.CodeOf(err) != apperr.NotFound || u.ID != tc.wantUser || o.ID != tc.wantOrg {
+				t.Errorf("GetUserAndOrg = %+v, %+v, %v; want user %q, org %q, not_found", u, o, err, tc.wantUser, tc.wantOrg)
 			}
 		})
 	}
