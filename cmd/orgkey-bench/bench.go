@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -14,29 +15,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
-	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 
 	"github.com/mspvault/orgkey/internal/emulators"
 	"github.com/mspvault/orgkey/internal/lambdarun"
 	"github.com/mspvault/orgkey/internal/perf"
+	"github.com/mspvault/orgkey/internal/perf/probe"
 	"github.com/mspvault/orgkey/internal/samtemplate"
 )
 
 type bench struct {
 	ctx context.Context
 	cfg aws.Config
-	// Clients of the floor's bare round trips, made once like a warm function's.
-	db    *dynamodb.Client
-	kms   *kms.Client
-	ses   *sesv2.Client
-	stack *emulators.Stack
-	world *perf.World
-	tmp   string
+	// The bare round trips, its clients made once like a warm function's.
+	probe *probe.Prober
+	// Handlers in this process whose calls' inputs are recorded, for Replay.
+	recorder perf.Recorder
+	recorded map[string]lambda.Handler
+	stack    *emulators.Stack
+	world    *perf.World
+	tmp      string
 }
 
 func goBuild(ctx context.Context, root, out, pkg string, flags []string) error {
@@ -80,9 +79,51 @@ func (b *bench) remoteCalls() ([]callRow, error) {
 	return rows, nil
 }
 
+// ownRow is a flow's own time: its requests made in this process one after the other,
+// each request's time less the time spent inside its AWS calls (perf.Counter).
+type ownRow struct {
+	Flow       string
+	Own, Total []time.Duration
+}
+
+func (b *bench) ownTime(n int) ([]ownRow, error) {
+	var c perf.Counter
+	hs := b.world.Handlers(c.Instrument(b.cfg), nil)
+	var rows []ownRow
+	for _, name := range warmFlows {
+		f := b.world.Flow(name)
+		row := ownRow{Flow: name}
+		for i := range n + 1 {
+			ev, err := f.Event(b.ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.Take()
+			t0 := time.Now()
+			out, err := hs[f.Function].Invoke(b.ctx, ev)
+			took := time.Since(t0)
+			spent := c.Spent()
+			if err == nil {
+				err = perf.CheckAnswer(f, out)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 { // the first warms the handler's clients
+				row.Own, row.Total = append(row.Own, took-spent), append(row.Total, took)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
 func (b *bench) fnConfig(bin binary) lambdarun.Config {
 	env := b.stack.Env()
-	if bin.Kind != "floor" {
+	switch {
+	case bin.Kind == roundtripsKind:
+		env = append(env, b.world.ProbeEnv()...)
+	case bin.Kind != "floor":
 		env = append(env, b.world.Env(bin.Name)...)
 	}
 	return lambdarun.Config{Name: bin.Name, Bootstrap: bin.Path, Env: env, MemoryMB: 128, Timeout: 60 * time.Second}
@@ -136,21 +177,31 @@ func (b *bench) coldStarts(bins []binary, n int) ([]coldRow, error) {
 	return rows, nil
 }
 
-// warmRow is one flow at one concurrency.
+// warmRow is one flow at one concurrency: three series, measured interleaved by the
+// same callers so that they share the machine's load alike.
 type warmRow struct {
-	Flow            string
-	Callers         int
-	Lat, Floor      []time.Duration
-	PeakRSSKB       int // the largest peak RSS of the function's processes
-	Requests        int
-	Wall, FloorWall time.Duration
+	Flow     string
+	Callers  int
+	Requests int
+	// Lat is the function's requests. Floor is the flow's own calls, recorded from one
+	// of its requests and made again bare from this process (probe.Prober.Replay).
+	// Runtime and Probe are the same stand-in calls (probe.Prober.RoundTrips), made by
+	// floor (c) (internal/perf/testdata/roundtrips) behind the same Runtime API, one
+	// process per caller, and bare from this process: their difference is what the
+	// runtime's hop and a process of one's own cost.
+	Lat, Floor, Runtime, Probe []time.Duration
+	// CPU and RuntimeCPU are the time the function's and floor (c)'s processes ran on
+	// a CPU per request; Waited the time the function's processes were ready to run
+	// but waited for one (the kernel's schedstat).
+	CPU, RuntimeCPU, Waited time.Duration
+	PeakRSSKB               int // the largest peak RSS of the function's processes
 }
 
 // warmFlows are measured under load; the reset is a console operation, measured by
 // its scaling instead.
 var warmFlows = []string{"send-key: send", "send-key: claim", "send-key: request", "reveal-key: reveal", "activation: sign-up confirmed"}
 
-func (b *bench) warm(bins []binary, conc []int, perCaller int) ([]warmRow, error) {
+func (b *bench) warm(bins []binary, roundtrips binary, conc []int, perCaller int) ([]warmRow, error) {
 	fnBin := map[string]binary{}
 	for _, bin := range bins {
 		if bin.Kind == "function" {
@@ -161,24 +212,31 @@ func (b *bench) warm(bins []binary, conc []int, perCaller int) ([]warmRow, error
 	for _, name := range warmFlows {
 		flow := b.world.Flow(name)
 		for _, c := range conc {
-			row, err := b.warmOne(fnBin[flow.Function], flow, c, perCaller)
+			row, err := b.warmOne(fnBin[flow.Function], roundtrips, flow, c, perCaller)
 			if err != nil {
 				return nil, fmt.Errorf("%s at %d: %w", name, c, err)
 			}
-			log.Printf("  %-30s %2d callers: p50 %v (floor %v)", name, c, pct(row.Lat, 50), pct(row.Floor, 50))
+			log.Printf("  %-30s %2d callers: p50 %v (floor %v; runtime's hop %v)", name, c,
+				pct(row.Lat, 50), pct(row.Floor, 50), row.hop())
 			rows = append(rows, row)
 		}
 	}
 	return rows, nil
 }
 
-// warmOne starts one function instance per caller (as Lambda scales out), warms
-// each, then has every caller send perCaller requests back to back; then the same
-// callers make the flow's bare emulator round trips (perf.RemoteCalls), as many times.
-func (b *bench) warmOne(bin binary, flow perf.Flow, callers, perCaller int) (warmRow, error) {
+// warmOne starts one function instance and one floor (c) instance per caller (as
+// Lambda scales out) and warms each; then every caller sends perCaller requests back
+// to back, each request four times in turn: to the function; as the flow's own calls
+// replayed bare; to floor (c); and as floor (c)'s calls bare.
+func (b *bench) warmOne(bin, roundtrips binary, flow perf.Flow, callers, perCaller int) (warmRow, error) {
 	row := warmRow{Flow: flow.Name, Callers: callers, Requests: callers * perCaller}
-	fns := make([]*lambdarun.Function, callers)
-	pids := make([]int, callers)
+	ops := probe.Ops(perf.RemoteCalls[flow.Name].Calls)
+	recorded, err := b.record(flow)
+	if err != nil {
+		return row, err
+	}
+	fns := make([]*lambdarun.Function, 2*callers) // the function's, then floor (c)'s
+	pids := make([]int, 2*callers)
 	defer func() {
 		for _, f := range fns {
 			if f != nil {
@@ -187,8 +245,13 @@ func (b *bench) warmOne(bin binary, flow perf.Flow, callers, perCaller int) (war
 		}
 	}()
 	events := make([][][]byte, callers)
+	probes := make([][]byte, callers)
 	for i := range fns {
-		f, err := lambdarun.Start(b.fnConfig(bin))
+		cfg := b.fnConfig(bin)
+		if i >= callers {
+			cfg = b.fnConfig(roundtrips)
+		}
+		f, err := lambdarun.Start(cfg)
 		if err != nil {
 			return row, err
 		}
@@ -196,6 +259,8 @@ func (b *bench) warmOne(bin binary, flow perf.Flow, callers, perCaller int) (war
 		if _, pids[i], err = f.Init(b.ctx); err != nil {
 			return row, err
 		}
+	}
+	for i := range callers {
 		for range perCaller + 1 {
 			ev, err := flow.Event(b.ctx)
 			if err != nil {
@@ -203,42 +268,70 @@ func (b *bench) warmOne(bin binary, flow perf.Flow, callers, perCaller int) (war
 			}
 			events[i] = append(events[i], ev)
 		}
-		if _, err := f.Invoke(b.ctx, events[i][0]); err != nil { // warm-up
+		if probes[i], err = json.Marshal(map[string]any{"caller": strconv.Itoa(i), "ops": ops}); err != nil {
 			return row, err
 		}
 	}
-	lat, wall, err := together(callers, perCaller, func(i, j int) error {
-		out, err := fns[i].Invoke(b.ctx, events[i][j+1])
-		if err == nil {
-			err = perf.CheckAnswer(flow, out)
-		}
-		return err
-	})
+	steps := []func(i, j int) error{
+		func(i, j int) error { // the function
+			out, err := fns[i].Invoke(b.ctx, events[i][j+1])
+			if err == nil {
+				err = perf.CheckAnswer(flow, out)
+			}
+			return err
+		},
+		func(int, int) error { return b.probe.Replay(b.ctx, recorded) }, // the flow's calls, bare
+		func(i, _ int) error { // floor (c)
+			_, err := fns[callers+i].Invoke(b.ctx, probes[i])
+			return err
+		},
+		func(i, _ int) error { return b.probe.RoundTrips(b.ctx, strconv.Itoa(i), ops) }, // floor (c)'s calls, bare
+	}
+	warmUp := slices.Clone(steps)
+	warmUp[0] = func(i, _ int) error { _, err := fns[i].Invoke(b.ctx, events[i][0]); return err }
+	if _, err := interleaved(callers, 1, warmUp); err != nil {
+		return row, err
+	}
+	series, err := interleaved(callers, perCaller, steps)
 	if err != nil {
 		return row, err
 	}
-	row.Lat, row.Wall = lat, wall
-	for _, pid := range pids {
+	row.Lat, row.Floor, row.Runtime, row.Probe = series[0], series[1], series[2], series[3]
+	for _, pid := range pids[:callers] {
 		row.PeakRSSKB = max(row.PeakRSSKB, peakRSS(pid))
 	}
-	p := newProber(b, flow.Name)
-	if err := p.prepare(callers); err != nil {
-		return row, err
-	}
-	if _, _, err := together(callers, 1, func(i, _ int) error { return p.roundTrips(i) }); err != nil { // warm-up
-		return row, err
-	}
-	row.Floor, row.FloorWall, err = together(callers, perCaller, func(i, j int) error { return p.roundTrips(i) })
-	return row, err
+	return row, nil
 }
 
-// together runs perCaller sequential calls on each of callers goroutines, all at
-// once, and returns every call's latency and the wall time.
-func together(callers, perCaller int, call func(caller, j int) error) ([]time.Duration, time.Duration, error) {
+// record makes one request of flow in this process, as the function would, and
+// returns the inputs of the calls it made.
+func (b *bench) record(flow perf.Flow) ([]any, error) {
+	if b.recorded == nil {
+		b.recorded = b.world.Handlers(b.recorder.Instrument(b.cfg), nil)
+	}
+	ev, err := flow.Event(b.ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.recorder.Take()
+	out, err := b.recorded[flow.Function].Invoke(b.ctx, ev)
+	if err == nil {
+		err = perf.CheckAnswer(flow, out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", flow.Name, err)
+	}
+	return b.recorder.Take(), nil
+}
+
+// interleaved runs callers goroutines at once; each makes perCaller rounds of every
+// step, one after the other, starting each round at the next step so that no step
+// always follows the same one. It returns each step's latencies.
+func interleaved(callers, perCaller int, steps []func(caller, j int) error) ([][]time.Duration, error) {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
-		lat  []time.Duration
+		lat  = make([][]time.Duration, len(steps))
 		errs []error
 	)
 	start := make(chan struct{})
@@ -246,25 +339,27 @@ func together(callers, perCaller int, call func(caller, j int) error) ([]time.Du
 		wg.Go(func() {
 			<-start
 			for j := range perCaller {
-				t0 := time.Now()
-				err := call(i, j)
-				d := time.Since(t0)
-				mu.Lock()
-				lat = append(lat, d)
-				if err != nil {
-					errs = append(errs, err)
+				for k := range steps {
+					s := (i + j + k) % len(steps)
+					t0 := time.Now()
+					err := steps[s](i, j)
+					d := time.Since(t0)
+					mu.Lock()
+					lat[s] = append(lat[s], d)
+					if err != nil {
+						errs = append(errs, err)
+					}
+					mu.Unlock()
 				}
-				mu.Unlock()
 			}
 		})
 	}
-	t0 := time.Now()
 	close(start)
 	wg.Wait()
 	if len(errs) > 0 {
-		return nil, 0, errs[0]
+		return nil, errs[0]
 	}
-	return lat, time.Since(t0), nil
+	return lat, nil
 }
 
 // peakRSS is a process's high-water resident set (VmHWM), in KiB.
@@ -282,99 +377,6 @@ func peakRSS(pid int) int {
 		}
 	}
 	return 0
-}
-
-// prober makes a flow's calls (perf.RemoteCalls) bare: the same operations on the
-// same emulators, with nothing in between, from clients like the functions'.
-type prober struct {
-	b    *bench
-	ops  []string
-	db   *dynamodb.Client
-	kms  *kms.Client
-	ses  *sesv2.Client
-	blob []byte
-}
-
-func newProber(b *bench, flow string) *prober {
-	if b.db == nil {
-		b.db, b.kms, b.ses = dynamodb.NewFromConfig(b.cfg), kms.NewFromConfig(b.cfg), sesv2.NewFromConfig(b.cfg)
-	}
-	p := &prober{b: b, db: b.db, kms: b.kms, ses: b.ses}
-	calls := perf.RemoteCalls[flow].Calls
-	for _, op := range slices.Sorted(func(yield func(string) bool) {
-		for k := range calls {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		for range calls[op] {
-			p.ops = append(p.ops, op)
-		}
-	}
-	return p
-}
-
-func (p *prober) prepare(int) error {
-	out, err := p.kms.Encrypt(p.b.ctx, &kms.EncryptInput{KeyId: &p.b.world.KMSKeyID, Plaintext: make([]byte, 32),
-		EncryptionContext: map[string]string{"tenantId": "probe", "keyVersion": "1", "purpose": "org-key"}})
-	if err != nil {
-		return err
-	}
-	p.blob = out.CiphertextBlob
-	return nil
-}
-
-func (p *prober) roundTrips(caller int) error {
-	ctx, w := p.b.ctx, p.b.world
-	table := &w.Table
-	pk := func(k string) map[string]ddbtypes.AttributeValue {
-		return map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: k}, "sk": &ddbtypes.AttributeValueMemberS{Value: "PROBE"}}
-	}
-	mine := fmt.Sprintf("PROBE#%d#%d", caller, time.Now().UnixNano())
-	for _, op := range p.ops {
-		var err error
-		switch op {
-		case "DynamoDB.GetItem":
-			_, err = p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: map[string]ddbtypes.AttributeValue{
-				"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}}, ConsistentRead: aws.Bool(true)})
-		case "DynamoDB.BatchGetItem": // a user and the organization, as httpapi.ResolveCaller reads them
-			_, err = p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{w.Table: {
-				Keys: []map[string]ddbtypes.AttributeValue{
-					{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
-					{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "USER#probe"}},
-				}, ConsistentRead: aws.Bool(true)}}})
-		case "DynamoDB.Query":
-			_, err = p.db.Query(ctx, &dynamodb.QueryInput{TableName: table, KeyConditionExpression: aws.String("pk = :p"),
-				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.Org.ID}}})
-		case "DynamoDB.PutItem":
-			_, err = p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: pk(mine)})
-		case "DynamoDB.UpdateItem":
-			_, err = p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: table, Key: pk(fmt.Sprintf("PROBE#%d", caller)),
-				UpdateExpression: aws.String("ADD n :one"), ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":one": &ddbtypes.AttributeValueMemberN{Value: "1"}}})
-		case "DynamoDB.TransactWriteItems":
-			_, err = p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
-				{Put: &ddbtypes.Put{TableName: table, Item: pk(mine + "#a")}}, {Put: &ddbtypes.Put{TableName: table, Item: pk(mine + "#b")}},
-				{Put: &ddbtypes.Put{TableName: table, Item: pk(mine + "#c")}}}})
-		case "KMS.Decrypt":
-			_, err = p.kms.Decrypt(ctx, &kms.DecryptInput{KeyId: &w.KMSKeyID, CiphertextBlob: p.blob,
-				EncryptionContext: map[string]string{"tenantId": "probe", "keyVersion": "1", "purpose": "org-key"}})
-		case "KMS.Encrypt":
-			_, err = p.kms.Encrypt(ctx, &kms.EncryptInput{KeyId: &w.KMSKeyID, Plaintext: make([]byte, 32),
-				EncryptionContext: map[string]string{"tenantId": "probe", "keyVersion": "1", "purpose": "org-key"}})
-		case "SESv2.SendEmail":
-			_, err = p.ses.SendEmail(ctx, &sesv2.SendEmailInput{FromEmailAddress: aws.String(perf.MailFrom),
-				Destination: &sestypes.Destination{ToAddresses: []string{"probe@example.test"}},
-				Content: &sestypes.EmailContent{Simple: &sestypes.Message{Subject: &sestypes.Content{Data: aws.String("probe")},
-					Body: &sestypes.Body{Text: &sestypes.Content{Data: aws.String("probe")}}}}})
-		default:
-			err = fmt.Errorf("no probe for %s", op)
-		}
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", op, err)
-		}
-	}
-	return nil
 }
 
 func minMemory(root string) (int, error) {

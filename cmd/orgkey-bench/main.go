@@ -22,6 +22,7 @@ import (
 
 	"github.com/mspvault/orgkey/internal/emulators"
 	"github.com/mspvault/orgkey/internal/perf"
+	"github.com/mspvault/orgkey/internal/perf/probe"
 	"github.com/mspvault/orgkey/internal/samtemplate"
 )
 
@@ -74,6 +75,10 @@ func run(ctx context.Context, out string, starts, perCaller int, sizes, conc []i
 	if r.Binaries, err = buildAll(ctx, root, tmp); err != nil {
 		return err
 	}
+	roundtrips, err := build(ctx, root, tmp, "roundtrips", roundtripsKind, "./internal/perf/testdata/roundtrips", "")
+	if err != nil {
+		return err
+	}
 
 	log.Print("starting the emulators")
 	stack, err := emulators.Start(ctx, emulators.Options{Root: root})
@@ -97,7 +102,10 @@ func run(ctx context.Context, out string, starts, perCaller int, sizes, conc []i
 	if err != nil {
 		return err
 	}
-	b := &bench{ctx: ctx, cfg: cfg, stack: stack, world: w, tmp: tmp}
+	b := &bench{ctx: ctx, cfg: cfg, stack: stack, world: w, tmp: tmp, probe: probe.New(cfg, w.ProbeTarget())}
+	if err := b.probe.Prepare(ctx); err != nil {
+		return err
+	}
 
 	log.Print("remote calls per flow")
 	if r.Calls, err = b.remoteCalls(); err != nil {
@@ -107,8 +115,12 @@ func run(ctx context.Context, out string, starts, perCaller int, sizes, conc []i
 	if r.Cold, err = b.coldStarts(r.Binaries, starts); err != nil {
 		return err
 	}
+	log.Print("the flows' own time, in process")
+	if r.Own, err = b.ownTime(3 * perCaller); err != nil {
+		return err
+	}
 	log.Printf("warm latency at %v callers", conc)
-	if r.Warm, err = b.warm(r.Binaries, conc, perCaller); err != nil {
+	if r.Warm, err = b.warm(r.Binaries, roundtrips, conc, perCaller); err != nil {
 		return err
 	}
 	log.Printf("reset scaling at %v items", sizes)
@@ -153,24 +165,32 @@ var firstFlow = map[string]string{
 	perf.FnReset:      "support-reset: reset",
 }
 
+// roundtripsKind is floor (c) of the warm runs (internal/perf/testdata/roundtrips).
+const roundtripsKind = "floor (c)"
+
+func build(ctx context.Context, root, tmp, name, kind, pkg, tags string) (binary, error) {
+	dir := filepath.Join(tmp, strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(kind), name)
+	path := filepath.Join(dir, "bootstrap")
+	flags := append([]string{}, buildFlags...)
+	if tags != "" {
+		flags[1] += "," + tags
+	}
+	if err := goBuild(ctx, root, path, pkg, flags); err != nil {
+		return binary{}, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return binary{}, err
+	}
+	return binary{Name: name, Kind: kind, Path: path, Bytes: st.Size(), Flow: firstFlow[name]}, nil
+}
+
 func buildAll(ctx context.Context, root, tmp string) ([]binary, error) {
 	var bins []binary
-	add := func(name, kind, pkg string, tags string) error {
-		dir := filepath.Join(tmp, strings.ReplaceAll(kind, " ", "_"), name)
-		path := filepath.Join(dir, "bootstrap")
-		flags := append([]string{}, buildFlags...)
-		if tags != "" {
-			flags[1] += "," + tags
-		}
-		if err := goBuild(ctx, root, path, pkg, flags); err != nil {
-			return err
-		}
-		st, err := os.Stat(path)
-		if err != nil {
-			return err
-		}
-		bins = append(bins, binary{Name: name, Kind: kind, Path: path, Bytes: st.Size(), Flow: firstFlow[name]})
-		return nil
+	add := func(name, kind, pkg, tags string) error {
+		bin, err := build(ctx, root, tmp, name, kind, pkg, tags)
+		bins = append(bins, bin)
+		return err
 	}
 	for _, f := range floors {
 		if err := add(f.name, "floor", "./internal/perf/testdata/"+f.name, ""); err != nil {

@@ -45,36 +45,41 @@ func (r *report) plots(dir string) (map[string]string, error) {
 		return nil, err
 	}
 
-	// p50 latency by callers, one line per flow, dashed its floor.
+	// p50 latency by callers, one line per flow, dashed its floor (c), dotted its bare
+	// round trips.
 	warm := plot.New()
-	warm.Title.Text = "Warm latency p50 by concurrent callers (solid: flow, dashed: bare round trips)"
+	warm.Title.Text = "Warm latency p50 by concurrent callers (solid: flow, dashed: floor (c), dotted: bare round trips)"
 	warm.X.Label.Text = "concurrent callers"
 	warm.Y.Label.Text = "ms"
 	i := 0
 	for _, flow := range warmFlows {
-		var lat, floor plotter.XYs
+		var lat, rt, floor plotter.XYs
 		for _, w := range r.Warm {
 			if w.Flow == flow {
 				lat = append(lat, plotter.XY{X: float64(w.Callers), Y: msf(pct(w.Lat, 50))})
+				rt = append(rt, plotter.XY{X: float64(w.Callers), Y: msf(pct(w.Runtime, 50))})
 				floor = append(floor, plotter.XY{X: float64(w.Callers), Y: msf(pct(w.Floor, 50))})
 			}
 		}
 		if len(lat) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(lat)
-		if err != nil {
-			return nil, err
+		for k, xys := range []plotter.XYs{lat, rt, floor} {
+			l, err := plotter.NewLine(xys)
+			if err != nil {
+				return nil, err
+			}
+			l.Color = plotutil.Color(i)
+			switch k {
+			case 0:
+				warm.Legend.Add(flow, l)
+			case 1:
+				l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+			case 2:
+				l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+			}
+			warm.Add(l)
 		}
-		l.Color = plotutil.Color(i)
-		f, err := plotter.NewLine(floor)
-		if err != nil {
-			return nil, err
-		}
-		f.Color = plotutil.Color(i)
-		f.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		warm.Add(l, f)
-		warm.Legend.Add(flow, l)
 		i++
 	}
 	warm.Legend.Top, warm.Legend.Left = true, true

@@ -20,6 +20,7 @@ type report struct {
 	Calls       []callRow
 	Cold        []coldRow
 	Warm        []warmRow
+	Own         []ownRow
 	Reset       []resetRow
 	MinMemoryMB int
 }
@@ -41,6 +42,20 @@ func x(a, b time.Duration) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// hop is what the Lambda runtime's hop and a process of one's own add to a request
+// at p50: floor (c) less the same calls made bare.
+func (w warmRow) hop() time.Duration { return max(pct(w.Runtime, 50)-pct(w.Probe, 50), 0) }
+
+// share is the part of the function's p50 latency that its own calls made bare do not
+// account for; ownShare also leaves out the runtime's hop (negative if the function
+// was faster).
+func (w warmRow) share() float64 {
+	return 1 - float64(pct(w.Floor, 50))/float64(max(pct(w.Lat, 50), 1))
+}
+func (w warmRow) ownShare() float64 {
+	return 1 - float64(pct(w.Floor, 50)+w.hop())/float64(max(pct(w.Lat, 50), 1))
 }
 
 func (r *report) cold(name, kind string) coldRow {
@@ -139,20 +154,58 @@ func (r *report) write(out string) error {
 	p("## Warm latency and memory")
 	p("")
 	p("One function process per caller (as Lambda scales out), each warmed by one request, then every caller sends its")
-	p("requests back to back, invoked through `internal/lambdarun`. The floor is the flow's own AWS calls (its row above),")
-	p("made bare, one after the other, by as many callers from this process, in the same run. *Function share* is")
-	p("1 − floor/latency at p50. Peak RSS is the largest VmHWM of the flow's processes, against the smallest MemorySize in")
-	p("template.yaml (%d MB).", r.MinMemoryMB)
+	p("requests back to back, invoked through `internal/lambdarun`. Each request is made four times in turn by the same")
+	p("caller, so that all four see the same load:")
 	p("")
-	p("| flow | callers | requests | p50 | p99 | floor p50 | floor p99 | ratio p50 | function share | peak RSS |")
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	p("1. by the function (*latency*);")
+	p("2. as the flow's own AWS calls made bare from this process (*floor*): the inputs of one of its requests, recorded")
+	p("   by an SDK middleware (`perf.Recorder`) and made again one after the other (`probe.Prober.Replay`; conditions of")
+	p("   writes dropped, since a second spend of the same claim would fail its condition and skip the write);")
+	p("3. by floor (c), a function of its own (`internal/perf/testdata/roundtrips`, one process per caller too, behind the")
+	p("   same Runtime API) making stand-in calls of the same operations (`probe.Prober.RoundTrips`);")
+	p("4. as those stand-in calls made bare from this process.")
+	p("")
+	p("(3) − (4) is the *runtime's hop*: what the Lambda Runtime API and a process of one's own add. *Function share* is")
+	p("1 − floor/latency at p50, the part of a request its calls do not account for; *own share* also leaves out the")
+	p("runtime's hop, and is the functions' own work. Peak RSS is the largest VmHWM of the flow's processes, against the")
+	p("smallest MemorySize in template.yaml (%d MB).", r.MinMemoryMB)
+	p("")
+	p("| flow | callers | requests | p50 | p99 | floor p50 | floor p99 | ratio p50 | runtime's hop | function share | own share | peak RSS |")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, w := range r.Warm {
-		share := 1 - float64(pct(w.Floor, 50))/float64(pct(w.Lat, 50))
-		p("| %s | %d | %d | %s | %s | %s | %s | %s | %.0f%% | %.1f MB (%.0f%% of %d) |", w.Flow, w.Callers, w.Requests,
+		p("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %.1f MB (%.0f%% of %d) |", w.Flow, w.Callers, w.Requests,
 			ms(pct(w.Lat, 50)), ms(pct(w.Lat, 99)), ms(pct(w.Floor, 50)), ms(pct(w.Floor, 99)), x(pct(w.Lat, 50), pct(w.Floor, 50)),
-			100*share, float64(w.PeakRSSKB)/1024, 100*float64(w.PeakRSSKB)/1024/float64(r.MinMemoryMB), r.MinMemoryMB)
+			ms(w.hop()), 100*w.share(), 100*w.ownShare(),
+			float64(w.PeakRSSKB)/1024, 100*float64(w.PeakRSSKB)/1024/float64(r.MinMemoryMB), r.MinMemoryMB)
 	}
 	p("")
+	for _, c := range r.Concurrency {
+		var shares, owns []float64
+		for _, w := range r.Warm {
+			if w.Callers == c {
+				shares, owns = append(shares, w.share()), append(owns, w.ownShare())
+			}
+		}
+		if len(shares) > 0 {
+			p("- %d caller(s): function share %.0f%% to %.0f%% across the flows; own share %.0f%% to %.0f%%.", c,
+				100*slices.Min(shares), 100*slices.Max(shares), 100*slices.Min(owns), 100*slices.Max(owns))
+		}
+	}
+	p("")
+	if len(r.Own) > 0 {
+		p("The functions' own time measured directly: each flow's handler in this process (as its `main.go` wires it), %d", len(r.Own[0].Own))
+		p("requests one after the other, each request's time less the time inside its AWS calls (`perf.Counter`, an SDK")
+		p("middleware): decoding the event, the checks, building the calls' inputs and reading their answers, rendering mail,")
+		p("logging, encoding the answer.")
+		p("")
+		p("| flow | request p50 | own time p50 | own time p95 | own share (p50) |")
+		p("| --- | ---: | ---: | ---: | ---: |")
+		for _, o := range r.Own {
+			p("| %s | %s | %s | %s | %.1f%% |", o.Flow, ms(pct(o.Total, 50)), ms(pct(o.Own, 50)), ms(pct(o.Own, 95)),
+				100*float64(pct(o.Own, 50))/float64(pct(o.Total, 50)))
+		}
+		p("")
+	}
 	p("![latency by concurrency](%s)", rel(plots["warm"]))
 	p("")
 

@@ -5,8 +5,10 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mspvault/orgkey/internal/perf"
+	"github.com/mspvault/orgkey/internal/perf/probe"
 	"github.com/mspvault/orgkey/internal/samtemplate"
 	"github.com/mspvault/orgkey/internal/testenv"
 )
@@ -43,7 +45,10 @@ func TestRemoteCalls(t *testing.T) {
 					t.Fatal(err)
 				}
 				c.Take()
+				t0 := time.Now()
 				out, err := handlers[flow.Function].Invoke(t.Context(), ev)
+				took := time.Since(t0)
+				spent := c.Spent()
 				got := c.Take()
 				if err != nil {
 					t.Fatalf("invoke: %v", err)
@@ -55,6 +60,12 @@ func TestRemoteCalls(t *testing.T) {
 					t.Errorf("call %d: %s makes %d calls (%v); perf.RemoteCalls says %d (%v)",
 						i+1, flow.Name, got.Total(), got, want.Calls.Total(), want.Calls)
 				}
+				// The time inside the calls (which the benchmark subtracts to find the
+				// flow's own time) is some of the request's, never more, for the flows
+				// that make their calls one after the other (the reset's run at once).
+				if spent <= 0 || (flow.Function != perf.FnReset && spent > took) {
+					t.Errorf("time inside the calls %v, of a request of %v", spent, took)
+				}
 				if min := want.Min.Total(); got.Total() < min {
 					t.Errorf("%s makes %d calls, fewer than its minimum %d: update the table", flow.Name, got.Total(), min)
 				}
@@ -65,5 +76,56 @@ func TestRemoteCalls(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("perf.RemoteCalls has a row for %q, which is no flow", name)
 		}
+	}
+}
+
+// TestReplay records one request of every flow the warm benchmark runs and makes its
+// calls again bare (probe.Prober.Replay), twice: the benchmark's floor must be the
+// flow's own calls, each answered without an error.
+func TestReplay(t *testing.T) {
+	env := testenv.Get(t)
+	root, err := samtemplate.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := perf.NewWorld(t.Context(), env.AWSConfig, root, env.TableName, env.KMSKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec perf.Recorder
+	var c perf.Counter
+	handlers := w.Handlers(rec.Instrument(env.AWSConfig), nil)
+	p := probe.New(c.Instrument(env.AWSConfig), w.ProbeTarget())
+	for _, flow := range w.Flows() {
+		if flow.Function == perf.FnReset {
+			continue // a console operation, measured by its scaling
+		}
+		t.Run(flow.Name, func(t *testing.T) {
+			ev, err := flow.Event(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Take()
+			out, err := handlers[flow.Function].Invoke(t.Context(), ev)
+			if err == nil {
+				err = perf.CheckAnswer(flow, out)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs := rec.Take()
+			if len(inputs) != perf.RemoteCalls[flow.Name].Calls.Total() {
+				t.Fatalf("recorded %d calls, the flow makes %d", len(inputs), perf.RemoteCalls[flow.Name].Calls.Total())
+			}
+			for i := range 2 {
+				c.Take()
+				if err := p.Replay(t.Context(), inputs); err != nil {
+					t.Fatalf("replay %d: %v", i+1, err)
+				}
+				if got := c.Take(); !maps.Equal(got, perf.RemoteCalls[flow.Name].Calls) {
+					t.Errorf("replay %d made %v; the flow makes %v", i+1, got, perf.RemoteCalls[flow.Name].Calls)
+				}
+			}
+		})
 	}
 }

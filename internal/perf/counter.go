@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -19,10 +20,11 @@ import (
 
 // Counter counts AWS API calls, one per operation invoked (an SDK retry of the same
 // operation is not a new call: the middleware sits in the Initialize step, before the
-// retry loop).
+// retry loop), and the time spent inside them.
 type Counter struct {
 	mu    sync.Mutex
 	calls map[string]int // "Service.Operation"
+	spent time.Duration  // summed over calls, from entering the SDK's stack to its answer
 }
 
 // Instrument returns a copy of cfg whose clients report every call to c.
@@ -32,6 +34,8 @@ func (c *Counter) Instrument(cfg aws.Config) aws.Config {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyCallCounter",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				c.add(awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx))
+				t0 := time.Now()
+				defer func() { c.spend(time.Since(t0)) }()
 				return next.HandleInitialize(ctx, in)
 			}), middleware.After)
 	})
@@ -47,12 +51,29 @@ func (c *Counter) add(op string) {
 	c.calls[op]++
 }
 
+func (c *Counter) spend(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spent += d
+}
+
+// Spent returns the time spent inside calls since the last Spent (or Take) and
+// starts again from zero. For calls made one after the other, a request's time less
+// Spent is the caller's own.
+func (c *Counter) Spent() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.spent
+	c.spent = 0
+	return d
+}
+
 // Take returns the calls counted since the last Take and starts again from zero.
 func (c *Counter) Take() Calls {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := Calls(c.calls)
-	c.calls = nil
+	c.calls, c.spent = nil, 0
 	if out == nil {
 		out = Calls{}
 	}
@@ -81,4 +102,36 @@ func (c Calls) String() string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Recorder keeps the input of every AWS API call made through a config it
+// instrumented, in order, so that the benchmark can make the same calls again bare
+// (probe.Prober.Replay).
+type Recorder struct {
+	mu     sync.Mutex
+	inputs []any // *dynamodb.GetItemInput, *kms.DecryptInput, ...
+}
+
+// Instrument returns a copy of cfg whose clients record every call's input in r.
+func (r *Recorder) Instrument(cfg aws.Config) aws.Config {
+	cfg = cfg.Copy()
+	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyCallRecorder",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				r.mu.Lock()
+				r.inputs = append(r.inputs, in.Parameters)
+				r.mu.Unlock()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	})
+	return cfg
+}
+
+// Take returns the inputs recorded since the last Take.
+func (r *Recorder) Take() []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.inputs
+	r.inputs = nil
+	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/perf/probe"
 	"github.com/mspvault/orgkey/internal/reset"
 	"github.com/mspvault/orgkey/internal/revealkey"
 	"github.com/mspvault/orgkey/internal/seed"
@@ -108,6 +109,19 @@ func (w *World) Env(fn string) []string {
 		env = append(env, "SAFETY_MARGIN_SECONDS=5")
 	}
 	return env
+}
+
+// ProbeTarget is what the floors' bare round trips (internal/perf/probe) are made on:
+// this world's table, key and organization.
+func (w *World) ProbeTarget() probe.Target {
+	return probe.Target{Table: w.Table, KMSKeyID: w.KMSKeyID, OrgID: w.Org.ID, MailFrom: MailFrom}
+}
+
+// ProbeEnv is the environment of floor (c) (internal/perf/testdata/roundtrips), to
+// which the emulators' endpoint variables are added.
+func (w *World) ProbeEnv() []string {
+	t := w.ProbeTarget()
+	return []string{"TABLE_NAME=" + t.Table, "KMS_KEY_ID=" + t.KMSKeyID, "PROBE_ORG_ID=" + t.OrgID, "MAIL_FROM=" + t.MailFrom}
 }
 
 // Flow is one request kind of one function.
