@@ -197,6 +197,9 @@ type warmRow struct {
 	PeakRSSKB               int // the largest peak RSS of the function's processes
 }
 
+// minWarmRequests is the fewest requests a warm row is measured on.
+const minWarmRequests = 45
+
 // warmFlows are measured under load; the reset is a console operation, measured by
 // its scaling instead.
 var warmFlows = []string{"send-key: send", "send-key: claim", "send-key: request", "reveal-key: reveal", "activation: sign-up confirmed"}
@@ -212,7 +215,9 @@ func (b *bench) warm(bins []binary, roundtrips binary, conc []int, perCaller int
 	for _, name := range warmFlows {
 		flow := b.world.Flow(name)
 		for _, c := range conc {
-			row, err := b.warmOne(fnBin[flow.Function], roundtrips, flow, c, perCaller)
+			// At least minWarmRequests at every concurrency, so that the p50s the
+			// shares are taken from are not those of a handful.
+			row, err := b.warmOne(fnBin[flow.Function], roundtrips, flow, c, max(perCaller, (minWarmRequests+c-1)/c))
 			if err != nil {
 				return nil, fmt.Errorf("%s at %d: %w", name, c, err)
 			}
@@ -326,7 +331,8 @@ func (b *bench) record(flow perf.Flow) ([]any, error) {
 
 // interleaved runs callers goroutines at once; each makes perCaller rounds of every
 // step, one after the other, starting each round at the next step so that no step
-// always follows the same one. It returns each step's latencies.
+// always follows the same one. It returns each step's latencies, indexed alike
+// (caller*perCaller + round), so that the steps of one round can be paired.
 func interleaved(callers, perCaller int, steps []func(caller, j int) error) ([][]time.Duration, error) {
 	var (
 		wg   sync.WaitGroup
@@ -334,6 +340,9 @@ func interleaved(callers, perCaller int, steps []func(caller, j int) error) ([][
 		lat  = make([][]time.Duration, len(steps))
 		errs []error
 	)
+	for s := range lat {
+		lat[s] = make([]time.Duration, callers*perCaller)
+	}
 	start := make(chan struct{})
 	for i := range callers {
 		wg.Go(func() {
@@ -344,8 +353,8 @@ func interleaved(callers, perCaller int, steps []func(caller, j int) error) ([][
 					t0 := time.Now()
 					err := steps[s](i, j)
 					d := time.Since(t0)
+					lat[s][i*perCaller+j] = d
 					mu.Lock()
-					lat[s] = append(lat[s], d)
 					if err != nil {
 						errs = append(errs, err)
 					}

@@ -115,6 +115,10 @@ func run(ctx context.Context, out string, starts, perCaller int, sizes, conc []i
 	if r.Cold, err = b.coldStarts(r.Binaries, starts); err != nil {
 		return err
 	}
+	log.Print("package initialisation by owner (GODEBUG=inittrace=1)")
+	if r.Inits, err = b.initTraces(r.Binaries, 9); err != nil {
+		return err
+	}
 	log.Print("the flows' own time, in process")
 	if r.Own, err = b.ownTime(3 * perCaller); err != nil {
 		return err

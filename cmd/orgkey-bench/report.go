@@ -21,6 +21,7 @@ type report struct {
 	Cold        []coldRow
 	Warm        []warmRow
 	Own         []ownRow
+	Inits       []initRow
 	Reset       []resetRow
 	MinMemoryMB int
 }
@@ -37,6 +38,34 @@ func pct(ds []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func ms2(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// worstFunctionInit is the function with the slowest init p50.
+func (r *report) worstFunctionInit() coldRow {
+	var w coldRow
+	for _, c := range r.Cold {
+		if c.Bin.Kind == "function" && pct(c.Init, 50) > pct(w.Init, 50) {
+			w = c
+		}
+	}
+	return w
+}
+
+func (r *report) initOf(name, kind string) initRow {
+	for _, in := range r.Inits {
+		if in.Bin.Name == name && in.Bin.Kind == kind {
+			return in
+		}
+	}
+	return initRow{}
+}
 func x(a, b time.Duration) string {
 	if b == 0 {
 		return "–"
@@ -44,9 +73,16 @@ func x(a, b time.Duration) string {
 	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
 }
 
-// hop is what the Lambda runtime's hop and a process of one's own add to a request
-// at p50: floor (c) less the same calls made bare.
-func (w warmRow) hop() time.Duration { return max(pct(w.Runtime, 50)-pct(w.Probe, 50), 0) }
+// hop is what the Lambda runtime's hop and a process of one's own add to a request:
+// the median, over rounds, of floor (c) less the same calls made bare in the same
+// round by the same caller (pairs taken in one round cancel the load's drift).
+func (w warmRow) hop() time.Duration {
+	d := make([]time.Duration, min(len(w.Runtime), len(w.Probe)))
+	for k := range d {
+		d[k] = w.Runtime[k] - w.Probe[k]
+	}
+	return pct(d, 50)
+}
 
 // share is the part of the function's p50 latency that its own calls made bare do not
 // account for; ownShare also leaves out the runtime's hop (negative if the function
@@ -131,6 +167,44 @@ func (r *report) write(out string) error {
 	p("")
 	p("![init by binary](%s)", rel(plots["cold"]))
 	p("")
+	if len(r.Inits) > 0 {
+		p("Where package initialisation goes, before `main` runs: each binary run 9 times with `GODEBUG=inittrace=1`, the")
+		p("init clock Go reports per package summed by owner (median of the runs). The rest of *init* above is the process")
+		p("start (exec, loading the binary, the Go runtime), `main` (configuration, clients) and the first request for an")
+		p("invocation.")
+		p("")
+		head, sep := "| binary | package inits |", "| --- | ---: |"
+		for _, g := range initGroups {
+			head += " " + g + " |"
+			sep += " ---: |"
+		}
+		p("%s", head)
+		p("%s", sep)
+		for _, in := range r.Inits {
+			line := fmt.Sprintf("| %s (%s) | %s |", in.Bin.Name, in.Bin.Kind, ms2(in.Total))
+			for _, g := range initGroups {
+				line += " " + ms2(in.ByGroup[g]) + " |"
+			}
+			p("%s", line)
+		}
+		p("")
+		if a, fn := pct(r.cold("hello", "floor").Init, 50), r.worstFunctionInit(); a > 0 && fn.Bin.Name != "" {
+			target := a * 3 / 2
+			p("The stretch goal, 1.5× floor (a), is %s of init here; the slowest function (%s) takes %s, %s over it.",
+				ms(target), fn.Bin.Name, ms(pct(fn.Init, 50)), ms(pct(fn.Init, 50)-target))
+			if in := r.initOf(fn.Bin.Name, "function"); in.Total > 0 {
+				sdk := in.ByGroup[initGroups[2]] + in.ByGroup[initGroups[3]] + in.ByGroup[initGroups[4]]
+				p("Of its package inits (%s), the SDK's are %s: its service schemas %s, the credential chain that",
+					ms2(in.Total), ms2(sdk), ms2(in.ByGroup[initGroups[2]]))
+				p("`config.LoadDefaultConfig` links (STS, SSO, SSO OIDC, sign-in) %s, and its endpoint rule sets and the rest %s;",
+					ms2(in.ByGroup[initGroups[3]]), ms2(in.ByGroup[initGroups[4]]))
+				p("this service's own packages %s. These are generated package variables of the SDK, built whether or not a", ms2(in.ByGroup[initGroups[5]]))
+				p("client is used; the functions cannot cut them and still reach the emulators through the SDK's own")
+				p("`AWS_ENDPOINT_URL_<SERVICE>` handling, which lives in the `config` package that links the credential chain.")
+			}
+			p("")
+		}
+	}
 
 	p("## Activation against Cognito's 5 s budget")
 	p("")
@@ -165,7 +239,8 @@ func (r *report) write(out string) error {
 	p("   same Runtime API) making stand-in calls of the same operations (`probe.Prober.RoundTrips`);")
 	p("4. as those stand-in calls made bare from this process.")
 	p("")
-	p("(3) − (4) is the *runtime's hop*: what the Lambda Runtime API and a process of one's own add. *Function share* is")
+	p("(3) − (4), paired by round, is the *runtime's hop*: what the Lambda Runtime API and a process of one's own add (the")
+	p("median of the pairs' differences). *Function share* is")
 	p("1 − floor/latency at p50, the part of a request its calls do not account for; *own share* also leaves out the")
 	p("runtime's hop, and is the functions' own work. Peak RSS is the largest VmHWM of the flow's processes, against the")
 	p("smallest MemorySize in template.yaml (%d MB).", r.MinMemoryMB)
@@ -187,7 +262,7 @@ func (r *report) write(out string) error {
 			}
 		}
 		if len(shares) > 0 {
-			p("- %d caller(s): function share %.0f%% to %.0f%% across the flows; own share %.0f%% to %.0f%%.", c,
+			p("- %d %s: function share %.0f%% to %.0f%% across the flows; own share %.0f%% to %.0f%%.", c, plural(c, "caller", "callers"),
 				100*slices.Min(shares), 100*slices.Max(shares), 100*slices.Min(owns), 100*slices.Max(owns))
 		}
 	}
