@@ -45,10 +45,10 @@ func (r *report) plots(dir string) (map[string]string, error) {
 		return nil, err
 	}
 
-	// p50 latency by callers, one line per flow, dashed its floor (c), dotted its bare
-	// round trips.
+	// p50 latency by callers, one line per flow, dotted its own calls made bare (the
+	// floor), dashed floor (c) (stand-in calls behind the Runtime API).
 	warm := plot.New()
-	warm.Title.Text = "Warm latency p50 by concurrent callers (solid: flow, dashed: floor (c), dotted: bare round trips)"
+	warm.Title.Text = "Warm latency p50 by concurrent callers (solid: flow; dotted: its own calls made bare; dashed: floor (c))"
 	warm.X.Label.Text = "concurrent callers"
 	warm.Y.Label.Text = "ms"
 	i := 0

@@ -15,10 +15,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-// TestRemoteCalls runs every flow in this process on the emulators, with an SDK
-// middleware counting each AWS API call, and holds each flow to perf.RemoteCalls: a
-// new call (or a dropped one) fails here until the table, and its explanation, say so.
-func TestRemoteCalls(t *testing.T) {
+// newWorld seeds a perf.World on the test table.
+func newWorld(t *testing.T) (*testenv.Env, *perf.World) {
+	t.Helper()
 	env := testenv.Get(t)
 	root, err := samtemplate.FindRoot()
 	if err != nil {
@@ -28,6 +27,14 @@ func TestRemoteCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, w
+}
+
+// TestRemoteCalls runs every flow in this process on the emulators, with an SDK
+// middleware counting each AWS API call, and holds each flow to perf.RemoteCalls: a
+// new call (or a dropped one) fails here until the table, and its explanation, say so.
+func TestRemoteCalls(t *testing.T) {
+	env, w := newWorld(t)
 	var c perf.Counter
 	handlers := w.Handlers(c.Instrument(env.AWSConfig), nil)
 	seen := map[string]bool{}
@@ -83,15 +90,7 @@ func TestRemoteCalls(t *testing.T) {
 // calls again bare (probe.Prober.Replay), twice: the benchmark's floor must be the
 // flow's own calls, each answered without an error.
 func TestReplay(t *testing.T) {
-	env := testenv.Get(t)
-	root, err := samtemplate.FindRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := perf.NewWorld(t.Context(), env.AWSConfig, root, env.TableName, env.KMSKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, w := newWorld(t)
 	var rec perf.Recorder
 	var c perf.Counter
 	handlers := w.Handlers(rec.Instrument(env.AWSConfig), nil)
