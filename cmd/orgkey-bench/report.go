@@ -255,15 +255,17 @@ func (r *report) write(out string) error {
 	}
 	p("")
 	for _, c := range r.Concurrency {
-		var shares, owns []float64
+		var shares, owns, stand []float64
 		for _, w := range r.Warm {
 			if w.Callers == c {
 				shares, owns = append(shares, w.share()), append(owns, w.ownShare())
+				stand = append(stand, float64(pct(w.Probe, 50))/float64(max(pct(w.Floor, 50), 1)))
 			}
 		}
 		if len(shares) > 0 {
-			p("- %d %s: function share %.0f%% to %.0f%% across the flows; own share %.0f%% to %.0f%%.", c, plural(c, "caller", "callers"),
-				100*slices.Min(shares), 100*slices.Max(shares), 100*slices.Min(owns), 100*slices.Max(owns))
+			p("- %d %s: function share %.0f%% to %.0f%% across the flows; own share %.0f%% to %.0f%%; floor (c)'s stand-in calls, made bare, take %.0f%% to %.0f%% of the time of the flow's own.",
+				c, plural(c, "caller", "callers"), 100*slices.Min(shares), 100*slices.Max(shares), 100*slices.Min(owns), 100*slices.Max(owns),
+				100*slices.Min(stand), 100*slices.Max(stand))
 		}
 	}
 	p("")
