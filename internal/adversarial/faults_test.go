@@ -205,6 +205,7 @@ func TestFaultsSendAndClaim(t *testing.T) {
 		rule(fi.KMS, "Decrypt", fi.ServerError, 1, 0),
 		rule(fi.KMS, "Decrypt", fi.Timeout, 1, 0),
 		rule(fi.DynamoDB, "GetItem", fi.Throttle, 1, -1),
+		rule(fi.DynamoDB, "BatchGetItem", fi.ServerError, 1, -1), // the organization and the user
 		rule(fi.DynamoDB, "TransactWriteItems", fi.ServerError, 1, -1),
 		rule(fi.DynamoDB, "TransactWriteItems", fi.LostResponse, 1, 0),
 	}
