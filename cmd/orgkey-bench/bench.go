@@ -31,11 +31,11 @@ type bench struct {
 	// The bare round trips, its clients made once like a warm function's.
 	probe *probe.Prober
 	// Handlers in this process whose calls' inputs are recorded, for Replay.
-	recorder perf.Recorder
-	recorded map[string]lambda.Handler
-	stack    *emulators.Stack
-	world    *perf.World
-	tmp      string
+	recorder    perf.Recorder
+	recHandlers map[string]lambda.Handler
+	stack       *emulators.Stack
+	world       *perf.World
+	tmp         string
 }
 
 func goBuild(ctx context.Context, root, out, pkg string, flags []string) error {
@@ -177,7 +177,7 @@ func (b *bench) coldStarts(bins []binary, n int) ([]coldRow, error) {
 	return rows, nil
 }
 
-// warmRow is one flow at one concurrency: three series, measured interleaved by the
+// warmRow is one flow at one concurrency: four series, measured interleaved by the
 // same callers so that they share the machine's load alike.
 type warmRow struct {
 	Flow     string
@@ -190,11 +190,7 @@ type warmRow struct {
 	// process per caller, and bare from this process: their difference is what the
 	// runtime's hop and a process of one's own cost.
 	Lat, Floor, Runtime, Probe []time.Duration
-	// CPU and RuntimeCPU are the time the function's and floor (c)'s processes ran on
-	// a CPU per request; Waited the time the function's processes were ready to run
-	// but waited for one (the kernel's schedstat).
-	CPU, RuntimeCPU, Waited time.Duration
-	PeakRSSKB               int // the largest peak RSS of the function's processes
+	PeakRSSKB                  int // the largest peak RSS of the function's processes
 }
 
 // minWarmRequests is the fewest requests a warm row is measured on.
@@ -311,15 +307,15 @@ func (b *bench) warmOne(bin, roundtrips binary, flow perf.Flow, callers, perCall
 // record makes one request of flow in this process, as the function would, and
 // returns the inputs of the calls it made.
 func (b *bench) record(flow perf.Flow) ([]any, error) {
-	if b.recorded == nil {
-		b.recorded = b.world.Handlers(b.recorder.Instrument(b.cfg), nil)
+	if b.recHandlers == nil {
+		b.recHandlers = b.world.Handlers(b.recorder.Instrument(b.cfg), nil)
 	}
 	ev, err := flow.Event(b.ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.recorder.Take()
-	out, err := b.recorded[flow.Function].Invoke(b.ctx, ev)
+	out, err := b.recHandlers[flow.Function].Invoke(b.ctx, ev)
 	if err == nil {
 		err = perf.CheckAnswer(flow, out)
 	}
