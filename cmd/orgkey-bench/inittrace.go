@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -56,7 +57,9 @@ func initTrace(ctx context.Context, bin binary, runs int) (initRow, error) {
 		_ = cmd.Run() // it fails to reach the Runtime API, after init
 		sums := map[string]time.Duration{}
 		var total time.Duration
-		sc := bufio.NewScanner(&stderr)
+		traced := 0
+		out := stderr.String()
+		sc := bufio.NewScanner(strings.NewReader(out))
 		for sc.Scan() {
 			// init internal/bytealg @0.008 ms, 0 ms clock, 0 bytes, 0 allocs
 			// (fields: init, package, @start, "ms,", clock, "ms", "clock,", ...)
@@ -71,6 +74,10 @@ func initTrace(ctx context.Context, bin binary, runs int) (initRow, error) {
 			d := time.Duration(v * float64(time.Millisecond))
 			sums[initGroup(f[1])] += d
 			total += d
+			traced++
+		}
+		if traced == 0 { // a table of zeros would read as a free init
+			return initRow{}, fmt.Errorf("%s (%s): GODEBUG=inittrace=1 printed no init line: %.300s", bin.Name, bin.Kind, out)
 		}
 		for _, g := range initGroups {
 			per[g] = append(per[g], sums[g])

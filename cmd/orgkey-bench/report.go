@@ -37,35 +37,9 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
+func ms(d time.Duration) string  { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 func ms2(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-// worstFunctionInit is the function with the slowest init p50.
-func (r *report) worstFunctionInit() coldRow {
-	var w coldRow
-	for _, c := range r.Cold {
-		if c.Bin.Kind == "function" && pct(c.Init, 50) > pct(w.Init, 50) {
-			w = c
-		}
-	}
-	return w
-}
-
-func (r *report) initOf(name, kind string) initRow {
-	for _, in := range r.Inits {
-		if in.Bin.Name == name && in.Bin.Kind == kind {
-			return in
-		}
-	}
-	return initRow{}
-}
 func x(a, b time.Duration) string {
 	if b == 0 {
 		return "–"
@@ -103,6 +77,32 @@ func (r *report) cold(name, kind string) coldRow {
 	return coldRow{}
 }
 
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// worstFunctionInit is the function with the slowest init p50.
+func (r *report) worstFunctionInit() coldRow {
+	var w coldRow
+	for _, c := range r.Cold {
+		if c.Bin.Kind == "function" && pct(c.Init, 50) > pct(w.Init, 50) {
+			w = c
+		}
+	}
+	return w
+}
+
+func (r *report) initOf(name, kind string) initRow {
+	for _, in := range r.Inits {
+		if in.Bin.Name == name && in.Bin.Kind == kind {
+			return in
+		}
+	}
+	return initRow{}
+}
 func (r *report) write(out string) error {
 	plotDir := filepath.Join(filepath.Dir(out), "performance")
 	if err := os.MkdirAll(plotDir, 0o755); err != nil {

@@ -29,15 +29,23 @@ type Counter struct {
 
 // Instrument returns a copy of cfg whose clients report every call to c.
 func (c *Counter) Instrument(cfg aws.Config) aws.Config {
+	return withInitialize(cfg, "OrgkeyCallCounter", middleware.After,
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.add(awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx))
+			t0 := time.Now()
+			defer func() { c.spend(time.Since(t0)) }()
+			return next.HandleInitialize(ctx, in)
+		})
+}
+
+// withInitialize returns a copy of cfg whose clients run fn in the Initialize step
+// of every call, once per operation (before the SDK's retry loop).
+func withInitialize(cfg aws.Config, id string, pos middleware.RelativePosition,
+	fn func(context.Context, middleware.InitializeInput, middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error),
+) aws.Config {
 	cfg = cfg.Copy()
 	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyCallCounter",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				c.add(awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx))
-				t0 := time.Now()
-				defer func() { c.spend(time.Since(t0)) }()
-				return next.HandleInitialize(ctx, in)
-			}), middleware.After)
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc(id, fn), pos)
 	})
 	return cfg
 }
@@ -114,17 +122,13 @@ type Recorder struct {
 
 // Instrument returns a copy of cfg whose clients record every call's input in r.
 func (r *Recorder) Instrument(cfg aws.Config) aws.Config {
-	cfg = cfg.Copy()
-	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyCallRecorder",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				r.mu.Lock()
-				r.inputs = append(r.inputs, in.Parameters)
-				r.mu.Unlock()
-				return next.HandleInitialize(ctx, in)
-			}), middleware.Before)
-	})
-	return cfg
+	return withInitialize(cfg, "OrgkeyCallRecorder", middleware.Before,
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			r.mu.Lock()
+			r.inputs = append(r.inputs, in.Parameters)
+			r.mu.Unlock()
+			return next.HandleInitialize(ctx, in)
+		})
 }
 
 // Take returns the inputs recorded since the last Take.

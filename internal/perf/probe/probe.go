@@ -138,12 +138,11 @@ func (p *Prober) Replay(ctx context.Context, inputs []any) error {
 			_, err = p.db.Query(ctx, v)
 		case *dynamodb.PutItemInput:
 			c := *v
-			c.ConditionExpression, c.ExpressionAttributeNames, c.ExpressionAttributeValues = nil, nil, nil
+			unconditioned(nil, &c.ConditionExpression, &c.ExpressionAttributeNames, &c.ExpressionAttributeValues)
 			_, err = p.db.PutItem(ctx, &c)
 		case *dynamodb.UpdateItemInput:
 			c := *v
-			c.ConditionExpression = nil
-			c.ExpressionAttributeNames, c.ExpressionAttributeValues = used(c.UpdateExpression, v.ExpressionAttributeNames, v.ExpressionAttributeValues)
+			unconditioned(c.UpdateExpression, &c.ConditionExpression, &c.ExpressionAttributeNames, &c.ExpressionAttributeValues)
 			_, err = p.db.UpdateItem(ctx, &c)
 		case *dynamodb.TransactWriteItemsInput:
 			c := *v
@@ -153,16 +152,15 @@ func (p *Prober) Replay(ctx context.Context, inputs []any) error {
 				switch {
 				case it.Put != nil:
 					put := *it.Put
-					put.ConditionExpression, put.ExpressionAttributeNames, put.ExpressionAttributeValues = nil, nil, nil
+					unconditioned(nil, &put.ConditionExpression, &put.ExpressionAttributeNames, &put.ExpressionAttributeValues)
 					it.Put = &put
 				case it.Update != nil:
 					up := *it.Update
-					up.ConditionExpression = nil
-					up.ExpressionAttributeNames, up.ExpressionAttributeValues = used(up.UpdateExpression, it.Update.ExpressionAttributeNames, it.Update.ExpressionAttributeValues)
+					unconditioned(up.UpdateExpression, &up.ConditionExpression, &up.ExpressionAttributeNames, &up.ExpressionAttributeValues)
 					it.Update = &up
 				case it.Delete != nil:
 					del := *it.Delete
-					del.ConditionExpression, del.ExpressionAttributeNames, del.ExpressionAttributeValues = nil, nil, nil
+					unconditioned(nil, &del.ConditionExpression, &del.ExpressionAttributeNames, &del.ExpressionAttributeValues)
 					it.Delete = &del
 				}
 				c.TransactItems[i] = it
@@ -184,8 +182,15 @@ func (p *Prober) Replay(ctx context.Context, inputs []any) error {
 	return nil
 }
 
-// used keeps the expression names and values an update expression refers to:
-// DynamoDB refuses the ones only its dropped condition used.
+// unconditioned drops a write's condition, and the expression names and values only
+// the condition used (DynamoDB refuses unused ones): an update keeps those its update
+// expression refers to, a put or a delete (update nil) none.
+func unconditioned(update *string, cond **string, names *map[string]string, values *map[string]ddbtypes.AttributeValue) {
+	*cond = nil
+	*names, *values = used(update, *names, *values)
+}
+
+// used keeps the expression names and values expr refers to.
 func used(expr *string, names map[string]string, values map[string]ddbtypes.AttributeValue) (map[string]string, map[string]ddbtypes.AttributeValue) {
 	if expr == nil {
 		return nil, nil
