@@ -4,7 +4,7 @@
 #               HTTP API on :3000, the Lambda endpoint on :3001) and a
 #               walkthrough of the product, until Ctrl-C
 #   make test   Chromium when missing, vet, gofmt, cfn-lint, all tests
-#               (integration tests start their own emulators; internal/e2e the
+#               (integration tests start their own emulators; internal/testing/e2e the
 #               whole local stack and a headless Chromium) and a short run of
 #               every fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
@@ -76,7 +76,7 @@ build-%Function: FORCE
 	test -d "$$dir" || { echo "$@: no $$dir for logical id $*Function" >&2; exit 1; }; \
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" "./$$dir"
 
-## chromium: headless Chromium for the browser test (internal/e2e), from
+## chromium: headless Chromium for the browser test (internal/testing/e2e), from
 ## Debian's package when it is missing
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
@@ -104,7 +104,7 @@ lint:
 
 # The adversarial suite runs in its own target, which prints its figures.
 go-test:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/adversarial$$')
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/testing/adversarial$$')
 
 # Pinned to a release that builds and runs with Go 1.26; go run keeps it out of go.mod.
 STATICCHECK_VERSION ?= v0.8.2
@@ -113,12 +113,12 @@ staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 ## adversarial: hostile inputs, the authorization matrix, injected faults and the leak
-## check (internal/adversarial); prints the figures the tests wrote
+## check (internal/testing/adversarial); prints the figures the tests wrote
 ADVERSARIAL_REPORT := bin/adversarial-report.md
 
 adversarial:
 	@mkdir -p bin && rm -f $(ADVERSARIAL_REPORT)
-	rc=0; ORGKEY_ADVERSARIAL_REPORT=$(CURDIR)/$(ADVERSARIAL_REPORT) $(GO) test -race -count=1 ./internal/adversarial || rc=$$?; \
+	rc=0; ORGKEY_ADVERSARIAL_REPORT=$(CURDIR)/$(ADVERSARIAL_REPORT) $(GO) test -race -count=1 ./internal/testing/adversarial || rc=$$?; \
 	echo; cat $(ADVERSARIAL_REPORT) 2>/dev/null || echo "adversarial: no report written" >&2; exit $$rc
 
 ## fuzz: every `func FuzzX` in a _test.go file, one after the other, FUZZTIME each

@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/mspvault/orgkey/internal/emulators"
-	"github.com/mspvault/orgkey/internal/lambdarun"
-	"github.com/mspvault/orgkey/internal/perf"
-	"github.com/mspvault/orgkey/internal/perf/probe"
-	"github.com/mspvault/orgkey/internal/samtemplate"
+	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/dev/lambdarun"
+	"github.com/mspvault/orgkey/internal/dev/perf"
+	"github.com/mspvault/orgkey/internal/dev/perf/probe"
+	"github.com/mspvault/orgkey/internal/dev/samtemplate"
 )
 
 type bench struct {
@@ -186,7 +186,7 @@ type warmRow struct {
 	// Lat is the function's requests. Floor is the flow's own calls, recorded from one
 	// of its requests and made again bare from this process (probe.Prober.Replay).
 	// Runtime and Probe are the same stand-in calls (probe.Prober.RoundTrips), made by
-	// floor (c) (internal/perf/testdata/roundtrips) behind the same Runtime API, one
+	// floor (c) (internal/dev/perf/testdata/roundtrips) behind the same Runtime API, one
 	// process per caller, and bare from this process: their difference is what the
 	// runtime's hop and a process of one's own cost.
 	Lat, Floor, Runtime, Probe []time.Duration

@@ -1,6 +1,6 @@
 // Command orgkey-bench measures the service against floors built in the same run and
 // writes a Markdown report with PNG plots (make bench). It builds every function's
-// bootstrap and the floor programs (internal/perf/testdata), starts the emulators, and
+// bootstrap and the floor programs (internal/dev/perf/testdata), starts the emulators, and
 // measures: cold starts (init and first invocation) against the floors, remote calls
 // per flow, warm latency at 1, 8 and 32 concurrent callers against the bare emulator
 // round trips, peak memory, the reset's scaling against the naive deletion and the
@@ -20,10 +20,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/mspvault/orgkey/internal/emulators"
-	"github.com/mspvault/orgkey/internal/perf"
-	"github.com/mspvault/orgkey/internal/perf/probe"
-	"github.com/mspvault/orgkey/internal/samtemplate"
+	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/dev/perf"
+	"github.com/mspvault/orgkey/internal/dev/perf/probe"
+	"github.com/mspvault/orgkey/internal/dev/samtemplate"
 )
 
 func main() {
@@ -75,7 +75,7 @@ func run(ctx context.Context, out string, starts, perCaller int, sizes, conc []i
 	if r.Binaries, err = buildAll(ctx, root, tmp); err != nil {
 		return err
 	}
-	roundtrips, err := build(ctx, root, tmp, "roundtrips", roundtripsKind, "./internal/perf/testdata/roundtrips", "")
+	roundtrips, err := build(ctx, root, tmp, "roundtrips", roundtripsKind, "./internal/dev/perf/testdata/roundtrips", "")
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ type binary struct {
 
 var buildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w"}
 
-// floors are the programs of internal/perf/testdata.
+// floors are the programs of internal/dev/perf/testdata.
 var floors = []struct{ name, doc string }{
 	{"hello", "floor (a): aws-lambda-go hello"},
 	{"hello-sdk", "floor (b): hello + config.LoadDefaultConfig + DynamoDB, KMS, SES v2 clients"},
@@ -169,7 +169,7 @@ var firstFlow = map[string]string{
 	perf.FnReset:      "support-reset: reset",
 }
 
-// roundtripsKind is floor (c) of the warm runs (internal/perf/testdata/roundtrips).
+// roundtripsKind is floor (c) of the warm runs (internal/dev/perf/testdata/roundtrips).
 const roundtripsKind = "floor (c)"
 
 func build(ctx context.Context, root, tmp, name, kind, pkg, tags string) (binary, error) {
@@ -197,7 +197,7 @@ func buildAll(ctx context.Context, root, tmp string) ([]binary, error) {
 		return err
 	}
 	for _, f := range floors {
-		if err := add(f.name, "floor", "./internal/perf/testdata/"+f.name, ""); err != nil {
+		if err := add(f.name, "floor", "./internal/dev/perf/testdata/"+f.name, ""); err != nil {
 			return nil, err
 		}
 	}

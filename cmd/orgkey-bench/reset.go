@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/mspvault/orgkey/internal/perf"
+	"github.com/mspvault/orgkey/internal/dev/perf"
 	"github.com/mspvault/orgkey/internal/store"
 )
 

@@ -2,7 +2,7 @@
 // `make run` starts): the emulators (DynamoDB Local, aws-ses-v2-local, moto's
 // KMS, cognito-local), every function's built bootstrap, the HTTP API on
 // 127.0.0.1:3000 and the Lambda endpoint on 127.0.0.1:3001, all from
-// template.yaml (see internal/localstack). In demo mode it walks through the
+// template.yaml (see internal/dev/localstack). In demo mode it walks through the
 // product with real calls; then it keeps the stack up until interrupted, and
 // stops every process it started.
 package main
@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mspvault/orgkey/internal/localstack"
+	"github.com/mspvault/orgkey/internal/dev/localstack"
 )
 
 func main() {

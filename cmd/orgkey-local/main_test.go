@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mspvault/orgkey/internal/samtemplate"
+	"github.com/mspvault/orgkey/internal/dev/samtemplate"
 )
 
 func TestDemoDefault(t *testing.T) {

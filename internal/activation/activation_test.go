@@ -27,7 +27,7 @@ import (
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 const mailFrom = "no-reply@orgkey.test"

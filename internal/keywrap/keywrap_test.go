@@ -11,7 +11,7 @@ import (
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/orgkey"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }

@@ -12,9 +12,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/caarlos0/env/v11"
-
-	"github.com/mspvault/orgkey/internal/awsconfig"
-	"github.com/mspvault/orgkey/internal/logging"
 )
 
 // Validator is a configuration with checks beyond what its env tags say.
@@ -24,7 +21,7 @@ type Validator interface{ Validate() error }
 // can, loads the AWS configuration, asks build for the handler and starts the runtime.
 // It does not return.
 func Run[C any](build func(cfg C, awsCfg aws.Config, log *slog.Logger) any) {
-	log := logging.New(os.Stdout)
+	log := NewLogger(os.Stdout)
 	cfg, err := env.ParseAs[C]()
 	if v, ok := any(cfg).(Validator); ok && err == nil {
 		err = v.Validate()
@@ -33,7 +30,7 @@ func Run[C any](build func(cfg C, awsCfg aws.Config, log *slog.Logger) any) {
 		log.Error("configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	awsCfg, err := awsconfig.Load(context.Background())
+	awsCfg, err := LoadAWSConfig(context.Background())
 	if err != nil {
 		log.Error("configuration", "error", err.Error())
 		os.Exit(1)

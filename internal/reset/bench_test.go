@@ -12,7 +12,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/mspvault/orgkey/internal/store"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 // BenchmarkReset seeds an organization's vault on DynamoDB Local and deletes it two

@@ -27,10 +27,10 @@ import (
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/reset"
-	"github.com/mspvault/orgkey/internal/seed"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/fixtures"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 const mailFrom = "no-reply@orgkey.test"
@@ -135,7 +135,7 @@ type org struct {
 func seedOrg(t testing.TB, f *fixture, passwords int) *org {
 	t.Helper()
 	ctx := t.Context()
-	sd := seed.New(f.store, &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig), KeyID: f.env.KMSKeyID})
+	sd := fixtures.New(f.store, &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig), KeyID: f.env.KMSKeyID})
 	name := "Infogérance " + testenv.UniqueName("Martin") + " SARL"
 	o, admin, key, err := sd.Organization(ctx, name, tenant.User{
 		Email: testenv.UniqueName("camille") + "@example.test", Name: "Camille Martin", Locale: "fr-FR",

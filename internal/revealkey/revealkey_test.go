@@ -24,10 +24,10 @@ import (
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/revealkey"
-	"github.com/mspvault/orgkey/internal/seed"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/fixtures"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -53,7 +53,7 @@ func newWorld(t *testing.T, rate int) *world {
 	ctx := t.Context()
 	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	kc := kms.NewFromConfig(env.AWSConfig)
-	sd := seed.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID})
+	sd := fixtures.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID})
 	w := &world{env: env, st: st, logs: testenv.NewLogBuffer(), now: time.Now()}
 	mk := func(tid string, role tenant.Role, locale string, sites ...string) tenant.User {
 		u, err := sd.User(ctx, tid, tenant.User{Email: testenv.UniqueName(string(role)) + "@example.test", Name: "N " + string(role), Locale: locale, Role: role, Sites: sites})

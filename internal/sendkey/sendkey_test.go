@@ -22,16 +22,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
-	"github.com/mspvault/orgkey/internal/emulators"
+	"github.com/mspvault/orgkey/internal/dev/emulators"
 	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
-	"github.com/mspvault/orgkey/internal/seed"
 	"github.com/mspvault/orgkey/internal/sendkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/fixtures"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 const (
@@ -63,7 +63,7 @@ var logSink = testenv.NewLogBuffer()
 type fixture struct {
 	env     *testenv.Env
 	store   *store.Store
-	seeder  *seed.Seeder
+	seeder  *fixtures.Seeder
 	svc     *sendkey.Service
 	handler *sendkey.Handler
 	logs    *testenv.LogBuffer
@@ -81,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 		sendkey.Config{AppURL: appURL, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3})
 	svc.Log = log
 	return &fixture{
-		env: env, store: st, seeder: seed.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID}),
+		env: env, store: st, seeder: fixtures.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID}),
 		svc: svc, handler: &sendkey.Handler{Service: svc, Directory: st, Log: log}, logs: logs,
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 // A claim link is spent only while its organization is active at the link's key

@@ -11,10 +11,10 @@ import (
 
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/seed"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/fixtures"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 // slowReader is a DynamoDB whose first BatchGetItem answers nothing and leaves every
@@ -35,7 +35,7 @@ func TestGetUserAndOrg(t *testing.T) {
 	env := testenv.Get(t)
 	db := &slowReader{DB: dynamodb.NewFromConfig(env.AWSConfig)}
 	st := store.New(db, env.TableName)
-	sd := seed.New(st, &keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID})
+	sd := fixtures.New(st, &keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID})
 	org, admin, _, err := sd.Organization(t.Context(), "Acme", tenant.User{Email: testenv.UniqueName("a") + "@example.test", Name: "A"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
-	"github.com/mspvault/orgkey/internal/testenv"
+	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
 // TestMain starts the emulators for the store's integration tests.

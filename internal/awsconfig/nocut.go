@@ -1,5 +1,0 @@
-//go:build orgkey_nocut
-
-package awsconfig
-
-const skipSharedFiles = false

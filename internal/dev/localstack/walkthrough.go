@@ -1,0 +1,304 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
+)
+
+// DemoPassword satisfies the template's password policy.
+const DemoPassword = "Demo-Passw0rd-2026!"
+
+// The walkthrough's cast.
+var (
+	demoCreator   = Person{Email: "camille.martin@example.com", Name: "Camille Martin", Locale: "fr-FR", Company: "Infogérance Martin SARL", Password: DemoPassword}
+	demoProUser   = Person{Email: "hugo.bernard@example.com", Name: "Hugo Bernard", Locale: "fr-FR", Password: DemoPassword}
+	demoSiteAdmin = Person{Email: "lea.dubois@example.com", Name: "Léa Dubois", Locale: "fr-FR", Password: DemoPassword}
+	demoSiteUser  = Person{Email: "noah.petit@example.com", Name: "Noah Petit", Locale: "en", Password: DemoPassword}
+)
+
+// claimLink finds a claim link in a mail.
+var claimLink = regexp.MustCompile(`https?://[^\s"'<>]+/org-key/claim\?token=[A-Za-z0-9_%.~-]+`)
+
+// ClaimLink returns the claim link a mail carries, or "".
+func ClaimLink(m emulators.Email) string {
+	if l := claimLink.FindString(m.Text); l != "" {
+		return l
+	}
+	return strings.ReplaceAll(claimLink.FindString(m.HTML), "&amp;", "&")
+}
+
+// Walkthrough shows the product with real calls against a running stack,
+// printing each step: a company signs up, its creator signs in and reveals
+// the key, members are added, the key is sent to each allowed target (and
+// refused once), a claim link sets the cookie, and support resets the key.
+func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
+	p := &printer{w: w}
+
+	p.step("1. A company signs up (Cognito SignUp, then ConfirmSignUp: the PostConfirmation trigger runs ActivationEmailFunction)")
+	sub, err := c.SignUp(ctx, demoCreator)
+	if err != nil {
+		return err
+	}
+	p.say("SignUp %s (%s, %s, custom:company_name=%q) -> sub %s", demoCreator.Email, demoCreator.Name, demoCreator.Locale, demoCreator.Company, sub)
+	code, err := c.ConfirmationCode(ctx, demoCreator.Email)
+	if err != nil {
+		return err
+	}
+	p.say("confirmation code cognito-local \"delivered\" (on its console, %s): %s", c.CognitoLog, code)
+	if err := c.ConfirmSignUp(ctx, demoCreator.Email, code); err != nil {
+		return err
+	}
+	tid, err := c.TenantOf(ctx, sub)
+	if err != nil {
+		return err
+	}
+	org, err := c.Store.GetOrg(ctx, tid)
+	if err != nil {
+		return err
+	}
+	p.say("ConfirmSignUp -> organization %s %q created, key version %d, %s is its org admin", org.ID, org.Name, org.KeyVersion, demoCreator.Email)
+	mails, err := c.WaitEmails(ctx, demoCreator.Email, 1)
+	if err != nil {
+		return err
+	}
+	p.mail(mails[0])
+
+	p.step("2. " + demoCreator.Name + " signs in (InitiateAuth USER_PASSWORD_AUTH on cognito-local)")
+	camille, err := c.SignIn(ctx, demoCreator.Email, demoCreator.Password)
+	if err != nil {
+		return err
+	}
+	p.say("access token %s... (%d bytes); claims: %s", camille.Access[:24], len(camille.Access), tokenSummary(camille.Access))
+
+	p.step("3. She shows the organization key: POST /org-key/reveal (JWT authorizer, step-up on auth_time)")
+	resp, err := c.API(ctx, http.MethodPost, "/org-key/reveal", camille.Access, nil)
+	if err != nil {
+		return err
+	}
+	p.response(resp, "Cache-Control")
+	var revealed struct {
+		OrgKey     string `json:"orgKey"`
+		KeyVersion int    `json:"keyVersion"`
+	}
+	json.Unmarshal(resp.Body, &revealed)
+	p.say("the key in the activation mail is the same: %v", revealed.OrgKey != "" && strings.Contains(mails[0].Text, revealed.OrgKey))
+	resp, err = c.API(ctx, http.MethodPost, "/org-key/reveal", "", nil)
+	if err != nil {
+		return err
+	}
+	p.say("without a token:")
+	p.response(resp)
+
+	p.step("4. The admin UI adds a site and three members (AdminCreateUser, no PostConfirmation; role and sites in the table)")
+	site, err := c.AddSite(ctx, tid, "site_lyon", "Cabinet Dupont (Lyon)")
+	if err != nil {
+		return err
+	}
+	p.say("site %s %q", site.ID, site.Name)
+	hugo, err := c.Invite(ctx, tid, demoProUser, tenant.ProUser)
+	if err != nil {
+		return err
+	}
+	lea, err := c.Invite(ctx, tid, demoSiteAdmin, tenant.SiteAdmin, site.ID)
+	if err != nil {
+		return err
+	}
+	noah, err := c.Invite(ctx, tid, demoSiteUser, tenant.SiteUser, site.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range []tenant.User{hugo, lea, noah} {
+		p.say("%-10s %-26s %s sites=%v", u.Role, u.Email, u.ID, u.Sites)
+	}
+	items := make([]store.VaultItem, 12)
+	for i := range items {
+		items[i] = store.VaultItem{TenantID: tid, ID: fmt.Sprintf("item_%02d", i), Data: []byte("ciphertext under the org key")}
+	}
+	if err := c.Store.PutVaultItems(ctx, items); err != nil {
+		return err
+	}
+	p.say("and %d vault items (passwords) encrypted under the key", len(items))
+
+	p.step("5. Sending the key: POST /org-key/send")
+	p.say("%s (org admin) -> %s (pro user):", demoCreator.Name, demoProUser.Name)
+	if resp, err = c.API(ctx, http.MethodPost, "/org-key/send", camille.Access, map[string]string{"email": demoProUser.Email}); err != nil {
+		return err
+	}
+	p.response(resp)
+	leaTokens, err := c.SignIn(ctx, demoSiteAdmin.Email, demoSiteAdmin.Password)
+	if err != nil {
+		return err
+	}
+	p.say("%s (site admin of %s) signs in -> %s (site user of %s):", demoSiteAdmin.Name, site.ID, demoSiteUser.Name, site.ID)
+	if resp, err = c.API(ctx, http.MethodPost, "/org-key/send", leaTokens.Access, map[string]string{"userId": noah.ID}); err != nil {
+		return err
+	}
+	p.response(resp)
+	p.say("refused: %s (org admin) -> %s (site user; org admins send only to pro users):", demoCreator.Name, demoSiteUser.Name)
+	if resp, err = c.API(ctx, http.MethodPost, "/org-key/send", camille.Access, map[string]string{"email": demoSiteUser.Email}); err != nil {
+		return err
+	}
+	p.response(resp)
+
+	p.step("6. " + demoProUser.Name + " opens the claim link from his mail: GET /org-key/claim (no JWT: the link is the credential)")
+	hugoMails, err := c.WaitEmails(ctx, demoProUser.Email, 1)
+	if err != nil {
+		return err
+	}
+	p.mail(hugoMails[0])
+	link := ClaimLink(hugoMails[0])
+	if link == "" {
+		return fmt.Errorf("no claim link in the mail to %s", demoProUser.Email)
+	}
+	if resp, err = c.API(ctx, http.MethodGet, link, "", nil); err != nil {
+		return err
+	}
+	p.say("GET %s -> %s", redactToken(link), resp.Status)
+	for _, sc := range resp.Header.Values("Set-Cookie") {
+		p.say("Set-Cookie: %s", sc)
+	}
+	p.say("the cookie holds the key: %v", strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), ""), "="+revealed.OrgKey+";"))
+	if resp, err = c.API(ctx, http.MethodGet, link, "", nil); err != nil {
+		return err
+	}
+	p.say("the same link again -> %s (%s)", resp.Status, pageTitle(resp.Body))
+
+	p.step("7. Support resets the key (aws lambda invoke --function-name SupportResetFunction on " + c.Endpoints.Lambda + ")")
+	event := map[string]any{
+		"tenantId": tid, "ticketId": "SUP-LOCAL-0001", "agent": "jeanne.dupont@support.mspvault.example",
+		"verification": map[string]string{"method": "phone_callback",
+			"reference": "Called back the number on file; caller answered the account security questions"},
+		"confirmOrganizationName": org.Name, "keepAdminEmail": demoCreator.Email, "dryRun": true,
+	}
+	p.say("dry run (only counts):")
+	inv, err := c.Invoke(ctx, "SupportResetFunction", event)
+	if err != nil {
+		return err
+	}
+	p.invocation(inv)
+	event["dryRun"] = false
+	p.say("the reset:")
+	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
+		return err
+	}
+	p.invocation(inv)
+	mails, err = c.WaitEmails(ctx, demoCreator.Email, 2)
+	if err != nil {
+		return err
+	}
+	p.mail(mails[len(mails)-1])
+	noahMails, err := c.Emails(ctx, demoSiteUser.Email)
+	if err == nil && len(noahMails) > 0 {
+		if l := ClaimLink(noahMails[0]); l != "" {
+			if resp, err = c.API(ctx, http.MethodGet, l, "", nil); err != nil {
+				return err
+			}
+			p.say("%s's unused claim link after the reset -> %s", demoSiteUser.Name, resp.Status)
+		}
+	}
+	p.say("a reset without the organization's name typed back:")
+	event["confirmOrganizationName"] = "wrong name"
+	event["ticketId"] = "SUP-LOCAL-0002"
+	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
+		return err
+	}
+	p.invocation(inv)
+
+	p.step("done: every mail is in the SES viewer at " + c.SESViewer)
+	return nil
+}
+
+type printer struct{ w io.Writer }
+
+func (p *printer) step(s string) { fmt.Fprintf(p.w, "\n== %s\n", s) }
+
+func (p *printer) say(format string, args ...any) {
+	fmt.Fprintf(p.w, "   "+format+"\n", args...)
+}
+
+func (p *printer) mail(m emulators.Email) {
+	p.say("mail %q from %s to %s:", m.Subject, m.From, strings.Join(m.To, ", "))
+	for _, l := range strings.Split(strings.TrimRight(m.Text, "\n"), "\n") {
+		p.say("  | %s", l)
+	}
+}
+
+func (p *printer) response(r *Response, headers ...string) {
+	line := r.Status
+	for _, h := range headers {
+		line += ", " + h + ": " + r.Header.Get(h)
+	}
+	p.say("-> %s %s", line, compact(r.Body))
+}
+
+func (p *printer) invocation(inv Invocation) {
+	if inv.FunctionError != "" {
+		p.say("-> X-Amz-Function-Error: %s %s", inv.FunctionError, compact(inv.Payload))
+		return
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, inv.Payload, "      ", "  ") != nil {
+		p.say("-> %s", inv.Payload)
+		return
+	}
+	p.say("-> %s", out.String())
+}
+
+func compact(b []byte) string {
+	var out bytes.Buffer
+	if json.Compact(&out, b) == nil {
+		return out.String()
+	}
+	if t := pageTitle(b); t != "" {
+		return "(page: " + t + ")"
+	}
+	return string(b)
+}
+
+var titleRE = regexp.MustCompile(`<title>([^<]*)</title>`)
+
+func pageTitle(b []byte) string {
+	if m := titleRE.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// tokenSummary shows the claims that matter to the API's authorizer.
+func tokenSummary(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return "?"
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "?"
+	}
+	var c map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if dec.Decode(&c) != nil {
+		return "?"
+	}
+	return fmt.Sprintf("iss=%v client_id=%v token_use=%v auth_time=%v", c["iss"], c["client_id"], c["token_use"], c["auth_time"])
+}
+
+// redactToken shortens a claim link's token for display.
+func redactToken(link string) string {
+	i := strings.Index(link, "token=")
+	if i < 0 || len(link) < i+6+10 {
+		return link
+	}
+	return link[:i+6+10] + "..."
+}

@@ -1,0 +1,5 @@
+//go:build orgkey_nocut
+
+package lambdamain
+
+const skipSharedFiles = false

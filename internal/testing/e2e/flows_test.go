@@ -1,0 +1,438 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/mspvault/orgkey/internal/dev/localstack"
+	"github.com/mspvault/orgkey/internal/tenant"
+)
+
+type errorBody struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+func reasonOf(t *testing.T, r *localstack.Response) string {
+	t.Helper()
+	var e errorBody
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		t.Fatalf("answer %s is not an error body: %s", r.Status, r.Body)
+	}
+	return e.Reason
+}
+
+func mustAPI(t *testing.T, c *localstack.Client, method, path, token string, body any) *localstack.Response {
+	t.Helper()
+	r, err := c.API(t.Context(), method, path, token, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestActivation: a sign-up confirmed in Cognito makes one organization, one
+// org admin and one activation mail with the key, however often Cognito
+// runs the trigger.
+func TestActivation(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+
+	got, err := c.Store.GetOrg(t.Context(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != o.Name || got.KeyVersion != 1 || got.CreatorID != o.Admin.User.ID || o.Admin.User.Role != tenant.OrgAdmin {
+		t.Errorf("organization %+v, creator %+v", got, o.Admin.User)
+	}
+	mails, err := c.Emails(t.Context(), o.Admin.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mails) != 1 || mails[0].Subject != "Account activation complete" || mails[0].From != "no-reply@orgkey.local" {
+		t.Fatalf("activation mails: %+v", mails)
+	}
+
+	// Cognito retries a trigger: the same PostConfirmation event again,
+	// through the Lambda endpoint, changes nothing.
+	event := map[string]any{
+		"version": "1", "region": "local", "userPoolId": shared.ep.UserPoolID, "userName": o.Admin.User.ID,
+		"triggerSource": "PostConfirmation_ConfirmSignUp",
+		"callerContext": map[string]any{"awsSdkVersion": "2", "clientId": shared.ep.ClientID},
+		"request": map[string]any{"userAttributes": map[string]string{
+			"sub": o.Admin.User.ID, "email": o.Admin.Email, "name": o.Admin.Name, "locale": "en",
+			"custom:company_name": o.Name, "cognito:user_status": "CONFIRMED",
+		}},
+		"response": map[string]any{},
+	}
+	inv, err := c.Invoke(t.Context(), "ActivationEmailFunction", event)
+	if err != nil || inv.FunctionError != "" {
+		t.Fatalf("retried trigger: %v %s %s", err, inv.FunctionError, inv.Payload)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if mails, _ := c.Emails(t.Context(), o.Admin.Email); len(mails) != 1 {
+		t.Errorf("after a retried trigger, %d activation mails, want 1", len(mails))
+	}
+	if tid, _ := c.Store.TenantOfUser(t.Context(), o.Admin.User.ID); tid != o.ID {
+		t.Errorf("after a retried trigger the creator belongs to %q, want %q", tid, o.ID)
+	}
+}
+
+// TestReveal: org admins and site admins see the key (no-store); other roles,
+// and callers without a valid token, do not.
+func TestReveal(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+	siteAdmin := o.add(t, c, tenant.SiteAdmin, o.Site)
+	proUser := o.add(t, c, tenant.ProUser)
+	siteUser := o.add(t, c, tenant.SiteUser, o.Site)
+
+	for _, m := range []member{o.Admin, siteAdmin} {
+		r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", m.Tokens.Access, nil)
+		if r.StatusCode != http.StatusOK || r.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s reveal: %s %v %s", m.User.Role, r.Status, r.Header, r.Body)
+		}
+		var got struct {
+			OrgKey     string `json:"orgKey"`
+			KeyVersion int    `json:"keyVersion"`
+		}
+		json.Unmarshal(r.Body, &got)
+		if got.OrgKey != o.Key || got.KeyVersion != 1 {
+			t.Errorf("%s reveal = %+v, want the activation mail's key %s", m.User.Role, got, o.Key)
+		}
+	}
+	// The id token carries aud instead of client_id; the authorizer takes both.
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", o.Admin.Tokens.ID, nil); r.StatusCode != http.StatusOK {
+		t.Errorf("reveal with the id token: %s %s", r.Status, r.Body)
+	}
+	for _, m := range []member{proUser, siteUser} {
+		r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", m.Tokens.Access, nil)
+		if r.StatusCode != http.StatusForbidden || reasonOf(t, r) != "caller_not_admin" || strings.Contains(string(r.Body), o.Key) {
+			t.Errorf("%s reveal: %s %s", m.User.Role, r.Status, r.Body)
+		}
+	}
+	// A token whose sign-in is older than the step-up window: sign in again.
+	stale := sign(t, o.Admin.User.ID, map[string]any{"auth_time": time.Now().Add(-time.Hour).Unix()})
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", stale, nil); r.StatusCode != http.StatusUnauthorized || reasonOf(t, r) != "reauthentication_required" {
+		t.Errorf("reveal after an old sign-in: %s %s", r.Status, r.Body)
+	}
+}
+
+// TestSendKey: the send rules over HTTP, each refusal with its reason, a
+// user of another organization answered exactly like a missing one, and the
+// mails that go out.
+func TestSendKey(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+	other := newOrg(t, c)
+	otherSite, err := c.AddSite(t.Context(), o.ID, unique("site_"), "Other site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteAdmin := o.add(t, c, tenant.SiteAdmin, o.Site)
+	proUser := o.add(t, c, tenant.ProUser)
+	siteUser := o.add(t, c, tenant.SiteUser, o.Site)
+	farSiteUser := o.add(t, c, tenant.SiteUser, otherSite.ID)
+	strangerPro := other.add(t, c, tenant.ProUser)
+
+	cases := []struct {
+		name   string
+		from   member
+		body   map[string]string
+		status int
+		reason string
+	}{
+		{"org admin to pro user by email", o.Admin, map[string]string{"email": proUser.Email}, http.StatusAccepted, ""},
+		{"org admin to pro user by id", o.Admin, map[string]string{"userId": proUser.User.ID}, http.StatusAccepted, ""},
+		{"site admin to a user of their site", siteAdmin, map[string]string{"userId": siteUser.User.ID}, http.StatusAccepted, ""},
+		{"org admin to site user", o.Admin, map[string]string{"email": siteUser.Email}, http.StatusForbidden, "target_not_pro_user"},
+		{"site admin to pro user", siteAdmin, map[string]string{"email": proUser.Email}, http.StatusForbidden, "target_not_site_user"},
+		{"site admin to a user of another site", siteAdmin, map[string]string{"email": farSiteUser.Email}, http.StatusForbidden, "no_shared_site"},
+		{"pro user sends", proUser, map[string]string{"email": siteUser.Email}, http.StatusForbidden, "caller_not_admin"},
+		{"site user sends", siteUser, map[string]string{"email": proUser.Email}, http.StatusForbidden, "caller_not_admin"},
+		{"both id and email", o.Admin, map[string]string{"email": proUser.Email, "userId": proUser.User.ID}, http.StatusBadRequest, "userid_or_email_required"},
+		{"malformed email", o.Admin, map[string]string{"email": "not an address"}, http.StatusBadRequest, "invalid_email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustAPI(t, c, http.MethodPost, "/org-key/send", tc.from.Tokens.Access, tc.body)
+			if r.StatusCode != tc.status {
+				t.Fatalf("%s %s, want %d", r.Status, r.Body, tc.status)
+			}
+			if tc.reason != "" && reasonOf(t, r) != tc.reason {
+				t.Errorf("reason %q, want %q", reasonOf(t, r), tc.reason)
+			}
+		})
+	}
+
+	// Another organization's user is answered byte for byte like nobody.
+	missing := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": unique("nobody-") + "@example.com"})
+	stranger := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": strangerPro.Email})
+	strangerID := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"userId": strangerPro.User.ID})
+	if missing.StatusCode != http.StatusNotFound || string(stranger.Body) != string(missing.Body) ||
+		stranger.StatusCode != missing.StatusCode || strangerID.StatusCode != http.StatusNotFound || string(strangerID.Body) != string(missing.Body) {
+		t.Errorf("missing %s %s; other tenant's user %s %s / by id %s %s", missing.Status, missing.Body, stranger.Status, stranger.Body, strangerID.Status, strangerID.Body)
+	}
+
+	// Two links to the pro user, one to the site user; the mails carry links,
+	// never the key.
+	for who, n := range map[string]int{proUser.Email: 2, siteUser.Email: 1} {
+		mails, err := c.WaitEmails(t.Context(), who, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mails {
+			if localstack.ClaimLink(m) == "" || strings.Contains(m.Text+m.HTML, o.Key) {
+				t.Errorf("mail to %s: link %q, carries the key: %v", who, localstack.ClaimLink(m), strings.Contains(m.Text+m.HTML, o.Key))
+			}
+		}
+	}
+	for _, who := range []string{farSiteUser.Email, strangerPro.Email} {
+		if mails, _ := c.Emails(t.Context(), who); len(mails) != 0 {
+			t.Errorf("a refused send mailed %s", who)
+		}
+	}
+}
+
+// TestClaimLink: the link sets the key as a __Host- cookie (Secure, HttpOnly,
+// SameSite=Strict) once; again, or forged, it shows the same 410 page.
+func TestClaimLink(t *testing.T) {
+	c := client(t)
+	o, link := sendToNewProUser(t, c)
+	if !strings.HasPrefix(link, shared.ep.API+"/org-key/claim?token=") {
+		t.Fatalf("claim link %q does not point at this API (%s)", link, shared.ep.API)
+	}
+
+	r := mustAPI(t, c, http.MethodGet, link, "", nil)
+	if r.StatusCode != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("claim: %s %v", r.Status, r.Header)
+	}
+	cookies := r.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("claim set %d cookies: %v", len(cookies), r.Header.Values("Set-Cookie"))
+	}
+	ck := cookies[0]
+	if ck.Name != "__Host-orgkey" || ck.Value != o.Key || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode ||
+		ck.Path != "/" || ck.Domain != "" || ck.MaxAge <= 0 {
+		t.Errorf("cookie %+v", ck)
+	}
+	for _, h := range []string{"Cache-Control", "Referrer-Policy", "Content-Security-Policy"} {
+		if r.Header.Get(h) == "" {
+			t.Errorf("claim page lacks %s", h)
+		}
+	}
+
+	again := mustAPI(t, c, http.MethodGet, link, "", nil)
+	forged := mustAPI(t, c, http.MethodGet, "/org-key/claim?token=okc1_"+strings.Repeat("A", 43), "", nil)
+	none := mustAPI(t, c, http.MethodGet, "/org-key/claim", "", nil)
+	for name, x := range map[string]*localstack.Response{"reused": again, "forged": forged, "no token": none} {
+		if x.StatusCode != http.StatusGone || string(x.Body) != string(again.Body) || len(x.Cookies()) != 0 ||
+			!strings.Contains(string(x.Body), "This link is no longer valid") {
+			t.Errorf("%s link: %s cookies %v", name, x.Status, x.Cookies())
+		}
+	}
+}
+
+// TestRequestKey: a user asks for the key; the admins who may send it to them
+// are mailed.
+func TestRequestKey(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+	siteAdmin := o.add(t, c, tenant.SiteAdmin, o.Site)
+	siteUser := o.add(t, c, tenant.SiteUser, o.Site)
+	r := mustAPI(t, c, http.MethodPost, "/org-key/request", siteUser.Tokens.Access, nil)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("request: %s %s", r.Status, r.Body)
+	}
+	if _, err := c.WaitEmails(t.Context(), siteAdmin.Email, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/request", siteUser.Tokens.Access, map[string]string{"note": "x"}); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("request with free text: %s %s", r.Status, r.Body)
+	}
+}
+
+// TestSupportReset: through the Lambda endpoint, a dry run counts, the reset
+// replaces the key, deletes the members and their links, keeps the admin and
+// mails them the new key; the same ticket again answers the same; a wrong
+// confirmation is a function error that changes nothing.
+func TestSupportReset(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+	pro := o.add(t, c, tenant.ProUser)
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %s %s", r.Status, r.Body)
+	}
+	mails, err := c.WaitEmails(t.Context(), pro.Email, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := localstack.ClaimLink(mails[0])
+
+	ticket := unique("SUP-")
+	event := map[string]any{
+		"tenantId": o.ID, "ticketId": ticket, "agent": "agent@support.example",
+		"verification":            map[string]string{"method": "phone_callback", "reference": "called back the number on file"},
+		"confirmOrganizationName": o.Name, "keepAdminEmail": o.Admin.Email, "dryRun": true,
+	}
+	type report struct {
+		Status        string         `json:"status"`
+		NewKeyVersion int            `json:"newKeyVersion"`
+		WouldDelete   map[string]int `json:"wouldDelete"`
+		Deleted       map[string]int `json:"deleted"`
+		MailSent      bool           `json:"mailSent"`
+	}
+	invoke := func(ev map[string]any) (report, localstack.Invocation) {
+		t.Helper()
+		inv, err := c.Invoke(t.Context(), "SupportResetFunction", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep report
+		json.Unmarshal(inv.Payload, &rep)
+		return rep, inv
+	}
+
+	dry, inv := invoke(event)
+	if inv.FunctionError != "" || dry.Status != "dry_run" || dry.WouldDelete["users"] != 1 || dry.WouldDelete["claimLinks"] != 1 {
+		t.Fatalf("dry run: %s %s", inv.FunctionError, inv.Payload)
+	}
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", o.Admin.Tokens.Access, nil); !strings.Contains(string(r.Body), o.Key) {
+		t.Fatalf("the dry run changed the key: %s", r.Body)
+	}
+
+	bad := map[string]any{}
+	for k, v := range event {
+		bad[k] = v
+	}
+	bad["dryRun"], bad["confirmOrganizationName"], bad["ticketId"] = false, "Not "+o.Name, unique("SUP-")
+	if _, inv := invoke(bad); inv.FunctionError != "Unhandled" || !strings.Contains(string(inv.Payload), "organization_name_mismatch") {
+		t.Errorf("mismatched name: %s %s", inv.FunctionError, inv.Payload)
+	}
+
+	event["dryRun"] = false
+	done, inv := invoke(event)
+	if inv.FunctionError != "" || done.Status != "completed" || done.NewKeyVersion != 2 || !done.MailSent || done.Deleted["users"] != 1 {
+		t.Fatalf("reset: %s %s", inv.FunctionError, inv.Payload)
+	}
+	again, inv := invoke(event)
+	if inv.FunctionError != "" || again.Status != "completed" || again.NewKeyVersion != 2 {
+		t.Errorf("the same ticket again: %s %s", inv.FunctionError, inv.Payload)
+	}
+
+	adminMails, err := c.WaitEmails(t.Context(), o.Admin.Email, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := orgKeyRE.FindString(adminMails[len(adminMails)-1].Text)
+	if newKey == "" || newKey == o.Key {
+		t.Fatalf("reset mail key %q (old %q)", newKey, o.Key)
+	}
+	tokens, err := c.SignIn(t.Context(), o.Admin.Email, o.Admin.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", tokens.Access, nil); !strings.Contains(string(r.Body), newKey) {
+		t.Errorf("after the reset reveal answers %s %s, want the new key", r.Status, r.Body)
+	}
+	if r := mustAPI(t, c, http.MethodGet, link, "", nil); r.StatusCode != http.StatusGone {
+		t.Errorf("a claim link from before the reset: %s", r.Status)
+	}
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", pro.Tokens.Access, map[string]string{"email": o.Admin.Email}); r.StatusCode != http.StatusForbidden || reasonOf(t, r) != "unknown_user" {
+		t.Errorf("a deleted member's token: %s %s", r.Status, r.Body)
+	}
+}
+
+// TestLambdaEndpoint: the Invoke API as the AWS SDK sees it.
+func TestLambdaEndpoint(t *testing.T) {
+	c := client(t)
+	_, err := c.Lambda.Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String("NoSuchFunction"), Payload: []byte("{}")})
+	var nf *lambdatypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Errorf("unknown function: %v, want ResourceNotFoundException", err)
+	}
+	// By ARN, and a function error from a malformed event.
+	out, err := c.Lambda.Invoke(t.Context(), &lambda.InvokeInput{
+		FunctionName: aws.String("arn:aws:lambda:us-east-1:123456789012:function:SupportResetFunction"),
+		Payload:      []byte(`{"tenantId":1}`),
+	})
+	if err != nil || aws.ToString(out.FunctionError) != "Unhandled" || !strings.Contains(string(out.Payload), "errorMessage") {
+		t.Errorf("malformed reset event: %v %+v", err, out)
+	}
+	out, err = c.Lambda.Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String("SupportResetFunction"),
+		InvocationType: lambdatypes.InvocationTypeDryRun})
+	if err != nil || out.StatusCode != http.StatusNoContent {
+		t.Errorf("dry-run invocation: %v %+v", err, out)
+	}
+}
+
+// TestHTTPAPIEdges: unknown routes and methods, and the JWT authorizer's
+// refusals, answered as API Gateway answers them.
+func TestHTTPAPIEdges(t *testing.T) {
+	c := client(t)
+	o := newOrg(t, c)
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/org-key/reveal"}, {http.MethodPost, "/nowhere"}, {http.MethodDelete, "/org-key/send"},
+	} {
+		r := mustAPI(t, c, tc.method, tc.path, o.Admin.Tokens.Access, nil)
+		if r.StatusCode != http.StatusNotFound || string(r.Body) != `{"message":"Not Found"}` {
+			t.Errorf("%s %s: %s %s", tc.method, tc.path, r.Status, r.Body)
+		}
+	}
+
+	sub := o.Admin.User.ID
+	tokens := map[string]string{
+		"no token":            "",
+		"garbage":             "not-a-jwt",
+		"expired":             sign(t, sub, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}),
+		"not yet valid":       sign(t, sub, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}),
+		"wrong issuer":        sign(t, sub, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"}),
+		"wrong client":        sign(t, sub, map[string]any{"client_id": "another-client"}),
+		"wrong audience":      sign(t, sub, map[string]any{"client_id": nil, "aud": "another-client", "token_use": "id"}),
+		"no expiry":           sign(t, sub, map[string]any{"exp": nil}),
+		"signed by stranger":  signWith(t, strangerKey(t), sub, nil),
+		"HS256 with the kid":  signHS256(t, sub),
+		"unsigned (alg none)": signNone(t, sub),
+	}
+	for name, tok := range tokens {
+		for _, path := range []string{"/org-key/reveal", "/org-key/send", "/org-key/request"} {
+			r := mustAPI(t, c, http.MethodPost, path, tok, map[string]string{"email": "x@example.com"})
+			if r.StatusCode != http.StatusUnauthorized || string(r.Body) != `{"message":"Unauthorized"}` {
+				t.Errorf("%s on %s: %s %s", name, path, r.Status, r.Body)
+			}
+		}
+	}
+	// A token the stack did not issue but signed with the pool's key and the
+	// right claims passes: the authorizer checks what API Gateway checks.
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", sign(t, sub, nil), nil); r.StatusCode != http.StatusOK {
+		t.Errorf("a well-formed token: %s %s", r.Status, r.Body)
+	}
+}
+
+// sendToNewProUser makes an organization with a pro user, has its admin send the
+// user the key, and returns the organization and the claim link from the mail.
+func sendToNewProUser(t *testing.T, c *localstack.Client) (*org, string) {
+	t.Helper()
+	o := newOrg(t, c)
+	pro := o.add(t, c, tenant.ProUser)
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %s %s", r.Status, r.Body)
+	}
+	mails, err := c.WaitEmails(t.Context(), pro.Email, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := localstack.ClaimLink(mails[0])
+	if link == "" {
+		t.Fatalf("no claim link in:\n%s", mails[0].Text)
+	}
+	return o, link
+}

@@ -1,0 +1,233 @@
+package eventfuzz_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mspvault/orgkey/internal/activation"
+	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/httpapi"
+	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/reset"
+	"github.com/mspvault/orgkey/internal/sendkey"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
+)
+
+func sample(f *testing.F, name string) []byte {
+	f.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "events", name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
+
+var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
+
+// ------------------------------------------------------------------ activation
+
+// signups is an in-memory activation store that counts writes.
+type signups struct {
+	mu     sync.Mutex
+	writes int
+	byID   map[string]tenant.Signup
+}
+
+func (s *signups) CreateSignup(_ context.Context, su tenant.Signup) (tenant.Signup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if old, ok := s.byID[su.Sub]; ok {
+		return old, nil
+	}
+	su.State = tenant.SignupPending
+	s.byID[su.Sub] = su
+	return su, nil
+}
+func (s *signups) CreateOrganization(context.Context, tenant.Org, tenant.User, string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	return nil
+}
+func (s *signups) GetOrg(context.Context, string) (tenant.Org, error) {
+	return tenant.Org{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (s *signups) AcquireSignupMail(context.Context, string, time.Time, time.Time) (bool, error) {
+	return true, nil
+}
+func (s *signups) ReleaseSignupMail(context.Context, string) error       { return nil }
+func (s *signups) FinishSignup(context.Context, string, time.Time) error { return nil }
+func (s *signups) UnfinishedSignups(context.Context, time.Time, int) ([]tenant.Signup, error) {
+	return nil, nil
+}
+
+type wrapper struct{}
+
+func (wrapper) Wrap(context.Context, string, int, orgkey.Key) ([]byte, error) {
+	return []byte("blob"), nil
+}
+func (wrapper) Unwrap(context.Context, string, int, []byte) (orgkey.Key, error) {
+	return orgkey.Key{}, apperr.New(apperr.Unavailable, "", "no KMS in a fuzz test")
+}
+
+type mailer struct{ sent int }
+
+func (m *mailer) Send(context.Context, mail.Message) error { m.sent++; return nil }
+
+// FuzzActivationEvent: any event the trigger receives is either handed back unchanged
+// (a sign-up it handled, a pass-through) or refused with an error; a refused event
+// writes nothing; nothing panics.
+func FuzzActivationEvent(f *testing.F) {
+	for _, name := range []string{"activation-email.json", "activation-forgot-password.json", "activation-catchup.json"} {
+		f.Add(sample(f, name))
+	}
+	f.Add([]byte(`{"triggerSource":"PostConfirmation_ConfirmSignUp","request":{"userAttributes":{"sub":"\u0000"}}}`))
+	f.Add([]byte(`{"triggerSource":7}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		st := &signups{byID: map[string]tenant.Signup{}}
+		m := &mailer{}
+		svc := activation.NewService(st, wrapper{}, wrapper{}, m, "https://vault.example.test", time.Minute)
+		h := &activation.Handler{Service: svc, Log: quiet}
+		out, err := h.Handle(context.Background(), raw)
+		if err != nil {
+			if out != nil {
+				t.Fatalf("an error with an answer: %v", err)
+			}
+			if strings.Contains(err.Error(), "refused") && st.writes != 0 {
+				t.Fatalf("a refused event wrote %d times", st.writes)
+			}
+			return
+		}
+		if res, ok := out.(activation.SweepResult); ok {
+			_ = res
+			return
+		}
+		if got, ok := out.(json.RawMessage); !ok || !bytes.Equal(got, raw) {
+			t.Fatalf("the event was not handed back unchanged: %T", out)
+		}
+	})
+}
+
+// ------------------------------------------------------------------ support reset
+
+// FuzzResetEvent: DecodeRequest never panics, refuses with invalid, and whatever it
+// accepts it accepts again, identically, once re-encoded.
+func FuzzResetEvent(f *testing.F) {
+	f.Add(sample(f, "support-reset.json"))
+	f.Add(sample(f, "support-reset-dry-run.json"))
+	f.Add([]byte(`{"tenantId":1}`))
+	f.Add([]byte(`{"verification":{"method":"phone_callback","method":"x"}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		req, err := reset.DecodeRequest(raw)
+		if err != nil {
+			if apperr.CodeOf(err) != apperr.Invalid || apperr.As(err).Message == "" {
+				t.Fatalf("refusal %v is not an invalid with a message", err)
+			}
+			return
+		}
+		again, err := json.Marshal(map[string]any{
+			"tenantId": req.TenantID, "ticketId": req.TicketID, "agent": req.Agent,
+			"verification":            map[string]string{"method": req.VerificationMethod, "reference": req.VerificationReference},
+			"confirmOrganizationName": req.ConfirmOrganizationName, "keepAdminEmail": req.KeepAdminEmail, "dryRun": req.DryRun,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := reset.DecodeRequest(again)
+		if err != nil || back != req {
+			t.Fatalf("accepted event does not round-trip: %v", err)
+		}
+	})
+}
+
+// ------------------------------------------------------------------ claim query
+
+// claims is a send-key store that knows no claim link and counts audit records.
+type claims struct {
+	mu     sync.Mutex
+	audits []store.AuditRecord
+}
+
+func (c *claims) GetOrg(context.Context, string) (tenant.Org, error) {
+	return tenant.Org{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) GetUserAndOrg(context.Context, string, string) (tenant.User, tenant.Org, error) {
+	return tenant.User{}, tenant.Org{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) GetUser(context.Context, string, string) (tenant.User, error) {
+	return tenant.User{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) FindUserByEmail(context.Context, string, string) (tenant.User, error) {
+	return tenant.User{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) TenantOfUser(context.Context, string) (string, error) {
+	return "", apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) Members(context.Context, string) ([]tenant.User, []tenant.Site, error) {
+	return nil, nil, nil
+}
+func (c *claims) PutClaim(context.Context, store.Claim) error { return nil }
+func (c *claims) GetClaim(context.Context, string) (store.Claim, error) {
+	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) ConsumeClaim(context.Context, string, string, int, time.Time) (store.Claim, error) {
+	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) Allow(context.Context, string, string, int, time.Duration, time.Time) (bool, error) {
+	return true, nil
+}
+func (c *claims) PutAudit(_ context.Context, r store.AuditRecord, _ time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.audits = append(c.audits, r)
+	return nil
+}
+
+// FuzzClaimQuery: whatever the claim link's query holds, the answer is the one gone
+// page (no link is known here), with no cookie, one audit record, and no echo of the
+// token; nothing panics.
+func FuzzClaimQuery(f *testing.F) {
+	var ev httpapi.Request
+	if err := json.Unmarshal(sample(f, "claim-key.json"), &ev); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ev.QueryStringParameters["token"], ev.RawQueryString)
+	f.Add("", "")
+	f.Add("okc1_", "token=okc1_")
+	f.Add("okc1_\x00\xff", "token=okc1_%00%FF")
+	f.Fuzz(func(t *testing.T, token, rawQuery string) {
+		st := &claims{}
+		svc := sendkey.NewService(st, wrapper{}, &mailer{}, sendkey.Config{AppURL: "https://vault.example.test", ClaimTTLHours: 72, SendRateLimit: 1, RequestRateLimit: 1})
+		svc.Log = quiet
+		h := &sendkey.Handler{Service: svc, Directory: st, Log: quiet}
+		req := ev
+		req.QueryStringParameters = map[string]string{"token": token}
+		req.RawQueryString = rawQuery
+		resp, err := h.Handle(context.Background(), req)
+		if err != nil {
+			t.Fatalf("the handler returned an error: %v", err)
+		}
+		if resp.StatusCode != http.StatusGone || resp.Body != sendkey.GonePage || len(resp.Cookies) != 0 {
+			t.Fatalf("answer %d with %d cookies, want the gone page", resp.StatusCode, len(resp.Cookies))
+		}
+		if len(st.audits) != 1 {
+			t.Fatalf("%d audit records", len(st.audits))
+		}
+		if len(token) > 8 && strings.Contains(resp.Body, token) {
+			t.Fatal("the page echoes the token")
+		}
+	})
+}
