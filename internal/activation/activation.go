@@ -1,4 +1,5 @@
-// Package activation owns the activation-email flow (option 2 of the seed): when a
+// Package activation owns the activation-email flow (option 2 of the source article,
+// N-able Passportal's "how to recover your Organization Key"; see docs/product.md): when a
 // company's creator confirms the sign-up, it creates the organization, its first org
 // admin and its org key, and mails the key ("Account activation complete").
 //

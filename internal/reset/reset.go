@@ -1,4 +1,5 @@
-// Package reset owns the support-reset flow (option 4 of the seed): after support
+// Package reset owns the support-reset flow (option 4 of the source article, N-able
+// Passportal's "how to recover your Organization Key"; see docs/product.md): after support
 // verified a caller by phone, it replaces an organization's key. The vault is
 // encrypted under the old key, so the reset also deletes every password, every user
 // but the verified admin who asked, every site and every pending claim link; it keeps

@@ -1,4 +1,5 @@
-// Package revealkey owns the reveal-key flow (option 3 of the seed: Settings >
+// Package revealkey owns the reveal-key flow (option 3 of the source article, N-able
+// Passportal's "how to recover your Organization Key", see docs/product.md: Settings >
 // General > Advanced options > "Show organization key"): an org admin or site admin
 // who can still sign in sees the key in clear. Because that is the most direct way to
 // read a key, it asks for a recent sign-in (step-up), is rate-limited per user, is

@@ -17,7 +17,7 @@ const (
 	ReasonUserNotFound      = "user_not_found"
 )
 
-// CheckSend applies the seed's rule to two members of the same organization: org
+// CheckSend applies the source article's rule to two members of the same organization: org
 // admins may send the key only to pro users, site admins only to site users who share
 // at least one of the sites they administer. It says nothing about tenancy; the caller
 // has already found target inside the sender's organization.

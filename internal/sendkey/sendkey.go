@@ -1,4 +1,5 @@
-// Package sendkey owns the send-key flow (option 1 of the seed): an admin has the
+// Package sendkey owns the send-key flow (option 1 of the source article, N-able
+// Passportal's "how to recover your Organization Key"; see docs/product.md): an admin has the
 // service mail a user a one-time claim link; opening the link stores the organization
 // key in that user's browser as a cookie. It also owns the counterpart, a user asking
 // the admins who may send them the key.

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Role is a user's role in an organization (see PRODUCT.md).
+// Role is a user's role in an organization (see docs/product.md).
 type Role string
 
 const (

@@ -24,7 +24,7 @@ type person struct {
 	sites  []string
 }
 
-// The rules of PRODUCT.md and internal/sendkey's documented decisions, written plainly
+// The rules of docs/product.md and internal/sendkey's documented decisions, written plainly
 // and independently of the code under test.
 
 func isAdmin(p person) bool { return p.role == "org admin" || p.role == "site admin" }
