@@ -3,10 +3,10 @@
 #   make run    the local stack (emulators, cognito-local, every function, the
 #               HTTP API on :3000, the Lambda endpoint on :3001) and a
 #               walkthrough of the product, until Ctrl-C
-#   make test   Chromium when missing, vet, gofmt, cfn-lint, all tests
-#               (integration tests start their own emulators; internal/testing/e2e the
-#               whole local stack and a headless Chromium) and a short run of
-#               every fuzz target
+#   make test   Chromium when missing, vet, gofmt, cfn-lint, staticcheck, all
+#               tests (integration tests start their own emulators;
+#               internal/testing/e2e the whole local stack and a headless
+#               Chromium), make adversarial, and a short run of every fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
 #
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile) with ARTIFACTS_DIR.

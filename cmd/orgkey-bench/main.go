@@ -158,7 +158,7 @@ var buildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w"
 var floors = []struct{ name, doc string }{
 	{"hello", "floor (a): aws-lambda-go hello"},
 	{"hello-sdk", "floor (b): hello + config.LoadDefaultConfig + DynamoDB, KMS, SES v2 clients"},
-	{"hello-sdk-nofiles", "floor (b) with the awsconfig cut (no shared config files)"},
+	{"hello-sdk-nofiles", "floor (b) with the lambdamain cut (no shared config files)"},
 }
 
 // firstFlow is the flow each function's first invocation serves.
