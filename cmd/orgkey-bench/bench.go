@@ -58,7 +58,10 @@ type callRow struct {
 
 func (b *bench) remoteCalls() ([]callRow, error) {
 	var c perf.Counter
-	hs := b.world.Handlers(c.Instrument(b.cfg), nil)
+	hs, err := b.world.Handlers(c.Instrument(b.cfg), nil)
+	if err != nil {
+		return nil, err
+	}
 	var rows []callRow
 	for _, f := range b.world.Flows() {
 		ev, err := f.Event(b.ctx)
@@ -88,7 +91,10 @@ type ownRow struct {
 
 func (b *bench) ownTime(n int) ([]ownRow, error) {
 	var c perf.Counter
-	hs := b.world.Handlers(c.Instrument(b.cfg), nil)
+	hs, err := b.world.Handlers(c.Instrument(b.cfg), nil)
+	if err != nil {
+		return nil, err
+	}
 	var rows []ownRow
 	for _, name := range warmFlows {
 		f := b.world.Flow(name)
@@ -308,7 +314,11 @@ func (b *bench) warmOne(bin, roundtrips binary, flow perf.Flow, callers, perCall
 // returns the inputs of the calls it made.
 func (b *bench) record(flow perf.Flow) ([]any, error) {
 	if b.recHandlers == nil {
-		b.recHandlers = b.world.Handlers(b.recorder.Instrument(b.cfg), nil)
+		hs, err := b.world.Handlers(b.recorder.Instrument(b.cfg), nil)
+		if err != nil {
+			return nil, err
+		}
+		b.recHandlers = hs
 	}
 	ev, err := flow.Event(b.ctx)
 	if err != nil {

@@ -28,7 +28,11 @@ func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 // process as the function runs it; the naive baseline (list, then one DeleteItem at a
 // time); and the ceiling (BatchWriteItem of the keys, already known, 32 at once).
 func (b *bench) resetScaling(sizes []int) ([]resetRow, error) {
-	h := b.world.Handlers(b.cfg, nil)[perf.FnReset]
+	hs, err := b.world.Handlers(b.cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := hs[perf.FnReset]
 	db := dynamodb.NewFromConfig(b.cfg)
 	var rows []resetRow
 	for _, n := range sizes {

@@ -13,8 +13,8 @@ package activation
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/tenant"
 
@@ -30,11 +31,21 @@ import (
 
 // Config is the activation function's configuration, read once from the environment.
 type Config struct {
-	TableName    string `env:"TABLE_NAME,required,notEmpty"`
-	KMSKeyID     string `env:"KMS_KEY_ID,required,notEmpty"`
-	MailFrom     string `env:"MAIL_FROM,required,notEmpty"`
-	AppURL       string `env:"APP_URL,required,notEmpty"`
-	CatchUpAfter int    `env:"CATCHUP_AFTER_SECONDS" envDefault:"120"`
+	lambdamain.Common
+	// CatchUpAfter is how old, in seconds, an unfinished sign-up must be before the
+	// sweep takes it over.
+	CatchUpAfter int `env:"CATCHUP_AFTER_SECONDS" envDefault:"120"`
+}
+
+// Validate fails fast on values that parse but make no sense, naming the variable.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if c.CatchUpAfter < 0 {
+		return fmt.Errorf("CATCHUP_AFTER_SECONDS %d: want 0 or more", c.CatchUpAfter)
+	}
+	return nil
 }
 
 // Store is what the flow needs from the table.
@@ -79,15 +90,6 @@ type Service struct {
 
 	Now    func() time.Time
 	Random io.Reader
-}
-
-// NewService returns a service with production defaults for time and randomness.
-func NewService(st Store, w KeyWrapper, u KeyUnwrapper, m Mailer, appURL string, catchUpAfter time.Duration) *Service {
-	return &Service{
-		Store: st, Wrapper: w, Unwrapper: u, Mailer: m, AppURL: appURL,
-		CatchUpAfter: catchUpAfter, MailLease: 30 * time.Second,
-		Now: time.Now, Random: rand.Reader,
-	}
 }
 
 // Request is a confirmed sign-up, from the user's Cognito attributes.

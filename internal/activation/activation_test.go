@@ -14,19 +14,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/activation"
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
+	"github.com/mspvault/orgkey/internal/testing/faultinject"
 	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
@@ -47,22 +46,18 @@ type fixture struct {
 	logs    *testenv.LogBuffer
 }
 
-type option func(*fixture, *aws.Config)
+// option arms a fault between the flow and AWS, in the aws.Config the handler is
+// built from.
+type option func(*faultinject.Injector)
 
-// deadSES points the mailer at a port where nothing listens: SES is down.
-func deadSES(f *fixture, _ *aws.Config) {
-	f.svc.Mailer = &mail.Sender{SES: sesv2.NewFromConfig(f.env.AWSConfig, func(o *sesv2.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), From: mailFrom}
+// deadSES refuses every SES connection: SES is down.
+func deadSES(in *faultinject.Injector) {
+	in.Add(faultinject.Rule{Service: faultinject.SES, To: -1, Kind: faultinject.Unreachable})
 }
 
-// deadKMS points the wrapper at a port where nothing listens: KMS is down.
-func deadKMS(f *fixture, _ *aws.Config) {
-	f.svc.Wrapper = &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig, func(o *kms.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), KeyID: f.env.KMSKeyID}
+// deadKMS refuses every KMS connection: KMS is down.
+func deadKMS(in *faultinject.Injector) {
+	in.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
 }
 
 func newFixture(t *testing.T, table string, opts ...option) *fixture {
@@ -72,20 +67,23 @@ func newFixture(t *testing.T, table string, opts ...option) *fixture {
 		table = env.TableName
 	}
 	cfg := env.AWSConfig
-	kc := kms.NewFromConfig(cfg)
-	st := store.New(dynamodb.NewFromConfig(cfg), table)
-	svc := activation.NewService(st,
-		&keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID},
-		&keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
-		&mail.Sender{SES: sesv2.NewFromConfig(cfg), From: mailFrom},
-		"https://vault.example.test", 2*time.Minute)
-	logs := testenv.NewLogBuffer(logSink)
-	f := &fixture{env: env, table: table, store: st, svc: svc, logs: logs}
-	f.handler = &activation.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(logs, nil))}
-	for _, o := range opts {
-		o(f, &cfg)
+	if len(opts) > 0 {
+		in := &faultinject.Injector{}
+		for _, o := range opts {
+			o(in)
+		}
+		cfg = in.Apply(cfg)
 	}
-	return f
+	logs := testenv.NewLogBuffer(logSink)
+	h, err := activation.New(activation.Config{
+		Common:       lambdamain.Common{TableName: table, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: "https://vault.example.test"},
+		CatchUpAfter: 120,
+	}, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), table)
+	return &fixture{env: env, table: table, store: st, svc: h.Service, handler: h, logs: logs}
 }
 
 // signUpEvent is events/activation-email.json for a fresh user.

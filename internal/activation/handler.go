@@ -2,15 +2,25 @@ package activation
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/lambdamain"
+	mailpkg "github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/store"
 )
 
 // Trigger sources this function handles.
@@ -35,6 +45,40 @@ const (
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+
+	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
+}
+
+// New builds the function's handler from its configuration, one aws.Config and the
+// logger: the one wiring of the flow, used by functions/activation-email, the
+// benchmark and the tests alike. A test changes the clock through the returned
+// Service's fields, and puts faults between the flow and AWS through awsCfg's
+// middleware.
+func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kmsClient := kms.NewFromConfig(awsCfg)
+	svc := &Service{
+		Store:        store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		Wrapper:      &keywrap.Wrapper{KMS: kmsClient, KeyID: cfg.KMSKeyID},
+		Unwrapper:    &keywrap.Unwrapper{KMS: kmsClient, KeyID: cfg.KMSKeyID},
+		Mailer:       &mailpkg.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
+		AppURL:       cfg.AppURL,
+		CatchUpAfter: time.Duration(cfg.CatchUpAfter) * time.Second,
+		MailLease:    30 * time.Second,
+		Now:          time.Now,
+		Random:       rand.Reader,
+	}
+	h := &Handler{Service: svc, Log: log}
+	h.entry = lambda.NewHandler(h.Handle)
+	return h, nil
+}
+
+// Invoke is the Lambda entry point (lambda.Handler): the event handed to Handle, its
+// answer encoded, as lambda.Start does for a function.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.entry.Invoke(ctx, payload)
 }
 
 // envelope is just enough of an event to tell the two kinds apart.
@@ -47,7 +91,7 @@ type envelope struct {
 // ErrBadEvent is returned for an event this function does not handle.
 var ErrBadEvent = errors.New("activation: unsupported event")
 
-// Handle is the Lambda entry point.
+// Handle handles one event.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
@@ -109,7 +153,7 @@ func (h *Handler) postConfirmation(ctx context.Context, raw json.RawMessage, tri
 			return nil, fmt.Errorf("account activation refused: %s", apperr.As(err).Message)
 		}
 		h.logEvent(ctx, slog.LevelError, "activation failed", "failed", base...)
-		return nil, fmt.Errorf("account activation could not complete; it will be retried (request %s)", requestID(ctx))
+		return nil, fmt.Errorf("account activation could not complete; it will be retried (request %s)", lambdamain.RequestID(ctx))
 	}
 	h.logEvent(ctx, slog.LevelInfo, "activation", "ok", base...)
 	// Cognito requires the event back, unchanged.
@@ -118,15 +162,7 @@ func (h *Handler) postConfirmation(ctx context.Context, raw json.RawMessage, tri
 
 // logEvent writes the one line an event gets, with the stable keys.
 func (h *Handler) logEvent(ctx context.Context, level slog.Level, msg, outcome string, attrs ...slog.Attr) {
-	all := append([]slog.Attr{slog.String("flow", "activation"), slog.String("outcome", outcome), slog.String("request_id", requestID(ctx))}, attrs...)
-	h.Log.LogAttrs(ctx, level, msg, all...)
-}
-
-func requestID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return lc.AwsRequestID
-	}
-	return ""
+	lambdamain.LogEvent(ctx, h.Log, level, "activation", msg, outcome, attrs...)
 }
 
 func truncate(s string, n int) string {

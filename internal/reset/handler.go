@@ -3,6 +3,7 @@ package reset
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +11,19 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/lambdamain"
+	mailpkg "github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/store"
 )
 
 // Handler is the Lambda edge: support invokes it from the console ("Test") or with
@@ -23,6 +33,40 @@ import (
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+
+	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
+}
+
+// New builds the function's handler from its configuration, one aws.Config and the
+// logger: the one wiring of the flow, used by functions/support-reset, the benchmark
+// and the tests alike. It builds a key wrapper only: this function never reads a key.
+// A test changes the clock, the budget or the lanes through the returned Service's
+// fields, and puts faults between the flow and AWS through awsCfg's middleware.
+func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	svc := &Service{
+		Store:        store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		Wrapper:      &keywrap.Wrapper{KMS: kms.NewFromConfig(awsCfg), KeyID: cfg.KMSKeyID},
+		Mailer:       &mailpkg.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
+		AppURL:       cfg.AppURL,
+		SafetyMargin: time.Duration(cfg.SafetyMarginSeconds) * time.Second,
+		Budget:       14 * time.Minute,
+		Workers:      cfg.DeleteWorkers,
+		Now:          time.Now,
+		Random:       rand.Reader,
+	}
+	h := &Handler{Service: svc, Log: log}
+	h.entry = lambda.NewHandler(h.Handle)
+	return h, nil
+}
+
+// Invoke is the Lambda entry point (lambda.Handler): the event handed to Handle, its
+// report encoded, as lambda.Start does for a function. A refusal's *Error comes back
+// unchanged, for the runtime to name its type.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.entry.Invoke(ctx, payload)
 }
 
 // Error is what the console shows for a refused or failed invocation: Lambda prints
@@ -40,7 +84,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
-// Handle is the Lambda entry point.
+// Handle runs one console invocation.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, error) {
 	req, err := DecodeRequest(raw)
 	if err != nil {
@@ -60,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, err
 		}
 		h.logEvent(ctx, slog.LevelError, "reset failed", "failed", req, attrs...)
 		return nil, &Error{Code: code, Message: fmt.Sprintf(
-			"the reset stopped on an internal error (request %s); what it did is saved: invoke again with the same event to resume", requestID(ctx))}
+			"the reset stopped on an internal error (request %s); what it did is saved: invoke again with the same event to resume", lambdamain.RequestID(ctx))}
 	}
 	attrs := []slog.Attr{
 		slog.String("status", string(rep.Status)), slog.Int("old_key_version", rep.OldKeyVersion),
@@ -79,21 +123,14 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, err
 	return &rep, nil
 }
 
-// logEvent writes the one line an invocation gets, with the stable keys.
+// logEvent writes the one line an invocation gets, with the stable keys and the
+// request's ids.
 func (h *Handler) logEvent(ctx context.Context, level slog.Level, msg, outcome string, req Request, attrs ...slog.Attr) {
 	all := append([]slog.Attr{
-		slog.String("flow", "support-reset"), slog.String("outcome", outcome), slog.String("request_id", requestID(ctx)),
 		slog.String("tenant", truncate(req.TenantID, maxID)), slog.String("ticket", truncate(req.TicketID, maxID)),
 		slog.String("agent", truncate(req.Agent, maxText)), slog.Bool("dry_run", req.DryRun),
 	}, attrs...)
-	h.Log.LogAttrs(ctx, level, msg, all...)
-}
-
-func requestID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return lc.AwsRequestID
-	}
-	return ""
+	lambdamain.LogEvent(ctx, h.Log, level, "support-reset", msg, outcome, all...)
 }
 
 func truncate(s string, n int) string {

@@ -17,7 +17,6 @@ package reset
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
@@ -35,15 +35,26 @@ import (
 // Config is the support-reset function's configuration, read once from the
 // environment.
 type Config struct {
-	TableName string `env:"TABLE_NAME,required,notEmpty"`
-	KMSKeyID  string `env:"KMS_KEY_ID,required,notEmpty"`
-	MailFrom  string `env:"MAIL_FROM,required,notEmpty"`
-	AppURL    string `env:"APP_URL,required,notEmpty"`
+	lambdamain.Common
 	// SafetyMargin is how long before the Lambda deadline the reset stops taking new
 	// work, so that it can checkpoint and answer in_progress rather than be killed.
 	SafetyMarginSeconds int `env:"SAFETY_MARGIN_SECONDS" envDefault:"30"`
 	// DeleteWorkers bounds the lanes deleting at once; 0 means all (one per shard).
 	DeleteWorkers int `env:"DELETE_WORKERS" envDefault:"0"`
+}
+
+// Validate fails fast on values that parse but make no sense, naming the variable.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.SafetyMarginSeconds < 0 || c.SafetyMarginSeconds >= 15*60:
+		return fmt.Errorf("SAFETY_MARGIN_SECONDS %d: want 0..899 (Lambda runs at most 15 minutes)", c.SafetyMarginSeconds)
+	case c.DeleteWorkers < 0:
+		return fmt.Errorf("DELETE_WORKERS %d: want 0 (one per shard) or more", c.DeleteWorkers)
+	}
+	return nil
 }
 
 // Store is what the flow needs from the table.
@@ -89,15 +100,6 @@ type Service struct {
 
 	Now    func() time.Time
 	Random io.Reader
-}
-
-// NewService returns a service with production defaults for time and randomness.
-func NewService(st Store, w KeyWrapper, m Mailer, appURL string, margin time.Duration, workers int) *Service {
-	return &Service{
-		Store: st, Wrapper: w, Mailer: m, AppURL: appURL,
-		SafetyMargin: margin, Budget: 14 * time.Minute, Workers: workers,
-		Now: time.Now, Random: rand.Reader,
-	}
 }
 
 // Verification methods support may record; see docs/runbook-support-reset.md.

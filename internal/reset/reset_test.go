@@ -16,19 +16,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/reset"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
+	"github.com/mspvault/orgkey/internal/testing/faultinject"
 	"github.com/mspvault/orgkey/internal/testing/fixtures"
 	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
@@ -40,9 +40,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // logSink collects every log line of the package's tests; TestZNoKeyInAnyLog reads it.
 var logSink = testenv.NewLogBuffer()
 
-// faults wraps the real DynamoDB client and injects failures and delays.
+// faults fails or slows the store's DynamoDB writes, as an SDK middleware in the
+// handler's aws.Config: counted once per call, before the SDK's retries, so that an
+// injected failure is the call's answer.
 type faults struct {
-	store.DB
 	batchCalls, transactCalls atomic.Int64
 	failBatchAt               int64         // fail the n-th BatchWriteItem call (1-based); 0: never
 	failTransactAt            int64         // fail the n-th TransactWriteItems call; 0: never
@@ -51,29 +52,35 @@ type faults struct {
 
 var errInjected = errors.New("injected failure")
 
-func (f *faults) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	if n := f.batchCalls.Add(1); n == f.failBatchAt {
-		return nil, errInjected
-	}
-	if f.batchDelay > 0 {
-		time.Sleep(f.batchDelay)
-	}
-	return f.DB.BatchWriteItem(ctx, in, opts...)
+// register is an aws.Config.APIOptions entry.
+func (f *faults) register(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("resetfaults",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			switch in.Parameters.(type) {
+			case *dynamodb.BatchWriteItemInput:
+				if n := f.batchCalls.Add(1); n == f.failBatchAt {
+					return middleware.InitializeOutput{}, middleware.Metadata{}, errInjected
+				}
+				if f.batchDelay > 0 {
+					time.Sleep(f.batchDelay)
+				}
+			case *dynamodb.TransactWriteItemsInput:
+				if n := f.transactCalls.Add(1); n == f.failTransactAt {
+					return middleware.InitializeOutput{}, middleware.Metadata{}, errInjected
+				}
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
 }
 
-func (f *faults) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	if n := f.transactCalls.Add(1); n == f.failTransactAt {
-		return nil, errInjected
-	}
-	return f.DB.TransactWriteItems(ctx, in, opts...)
-}
-
-// fixture is one service wired to the emulators, with its own log buffer.
+// fixture is one handler built by New on the emulators, with faults in its aws.Config
+// (none armed unless an option or the test arms them) and its own log buffer.
 type fixture struct {
 	env     *testenv.Env
 	table   string
-	store   *store.Store // unwrapped, for assertions
+	store   *store.Store // without faults, for assertions
 	faults  *faults
+	down    *faultinject.Injector
 	svc     *reset.Service
 	handler *reset.Handler
 	logs    *testenv.LogBuffer
@@ -81,18 +88,13 @@ type fixture struct {
 
 type option func(*fixture)
 
+// deadSES and deadKMS refuse every connection to the service: it is down.
 func deadSES(f *fixture) {
-	f.svc.Mailer = &mail.Sender{SES: sesv2.NewFromConfig(f.env.AWSConfig, func(o *sesv2.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), From: mailFrom}
+	f.down.Add(faultinject.Rule{Service: faultinject.SES, To: -1, Kind: faultinject.Unreachable})
 }
 
 func deadKMS(f *fixture) {
-	f.svc.Wrapper = &keywrap.Wrapper{KMS: kms.NewFromConfig(f.env.AWSConfig, func(o *kms.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), KeyID: f.env.KMSKeyID}
+	f.down.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
 }
 
 func failBatchAt(n int64) option    { return func(f *fixture) { f.faults.failBatchAt = n } }
@@ -104,15 +106,18 @@ func newFixture(t testing.TB, table string, opts ...option) *fixture {
 	if table == "" {
 		table = env.TableName
 	}
-	db := dynamodb.NewFromConfig(env.AWSConfig)
-	fl := &faults{DB: db}
-	svc := reset.NewService(store.New(fl, table),
-		&keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID},
-		&mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
-		"https://vault.example.test", 2*time.Second, 0)
-	logs := testenv.NewLogBuffer(logSink)
-	f := &fixture{env: env, table: table, store: store.New(db, table), faults: fl, svc: svc, logs: logs}
-	f.handler = &reset.Handler{Service: svc, Log: slog.New(slog.NewJSONHandler(logs, nil))}
+	f := &fixture{env: env, table: table, store: store.New(dynamodb.NewFromConfig(env.AWSConfig), table),
+		faults: &faults{}, down: &faultinject.Injector{}, logs: testenv.NewLogBuffer(logSink)}
+	cfg := f.down.Apply(env.AWSConfig)
+	cfg.APIOptions = append(cfg.APIOptions, f.faults.register)
+	h, err := reset.New(reset.Config{
+		Common:              lambdamain.Common{TableName: table, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: "https://vault.example.test"},
+		SafetyMarginSeconds: 2,
+	}, cfg, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler, f.svc = h, h.Service
 	for _, o := range opts {
 		o(f)
 	}
@@ -352,7 +357,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 	for _, r := range recs {
 		actions = append(actions, r.Action)
 	}
-	if strings.Join(actions, ",") != "support_reset_started,support_reset_completed" {
+	if strings.Join(actions, ",") != store.ActionResetStarted+","+store.ActionResetCompleted {
 		t.Errorf("audit actions %v", actions)
 	}
 	testenv.AssertKeyNotLogged(t, f.logs.String(), key)
@@ -520,7 +525,7 @@ func TestSecondTicketRefusedWhileOneRuns(t *testing.T) {
 	second := newTicket()
 	_, err := f.invoke(t, o.event(t, second, false), time.Minute)
 	var e *reset.Error
-	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != "reset_running" || !strings.Contains(e.Message, first) {
+	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != store.ReasonResetRunning || !strings.Contains(e.Message, first) {
 		t.Fatalf("second ticket: %v, want conflict reset_running naming %s", err, first)
 	}
 	if _, err := f.store.GetReset(t.Context(), second); apperr.CodeOf(err) != apperr.NotFound {

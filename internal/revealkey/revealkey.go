@@ -9,15 +9,23 @@ package revealkey
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/httpapi"
+	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
@@ -26,12 +34,23 @@ import (
 
 // Config is the reveal-key function's configuration, read once from the environment.
 type Config struct {
-	TableName     string `env:"TABLE_NAME,required,notEmpty"`
-	KMSKeyID      string `env:"KMS_KEY_ID,required,notEmpty"`
-	MailFrom      string `env:"MAIL_FROM,required,notEmpty"`
-	AppURL        string `env:"APP_URL,required,notEmpty"`
-	StepUpSeconds int    `env:"STEP_UP_MAX_AGE_SECONDS" envDefault:"300"`
-	RatePerHour   int    `env:"REVEAL_RATE_LIMIT_PER_HOUR" envDefault:"10"`
+	lambdamain.Common
+	StepUpSeconds int `env:"STEP_UP_MAX_AGE_SECONDS" envDefault:"300"`
+	RatePerHour   int `env:"REVEAL_RATE_LIMIT_PER_HOUR" envDefault:"10"`
+}
+
+// Validate fails fast on values that parse but make no sense, naming the variable.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.StepUpSeconds < 1:
+		return fmt.Errorf("STEP_UP_MAX_AGE_SECONDS %d: want at least 1", c.StepUpSeconds)
+	case c.RatePerHour < 1:
+		return fmt.Errorf("REVEAL_RATE_LIMIT_PER_HOUR %d: want at least 1", c.RatePerHour)
+	}
+	return nil
 }
 
 // Store is what the flow needs from the table.
@@ -116,7 +135,7 @@ func (s *Service) Reveal(ctx context.Context, v Viewer) (Revealed, error) {
 
 func (s *Service) audit(ctx context.Context, v Viewer, outcome string, now time.Time) error {
 	return s.Store.PutAudit(context.WithoutCancel(ctx), store.AuditRecord{
-		TenantID: v.Caller.Org.ID, Action: "reveal_key", Outcome: outcome,
+		TenantID: v.Caller.Org.ID, Action: store.ActionKeyRevealed, Outcome: outcome,
 		ActorID: v.Caller.User.ID, SourceIP: v.SourceIP, UserAgent: v.UserAgent, RequestID: v.RequestID,
 		Detail: map[string]string{"keyVersion": strconv.Itoa(v.Caller.Org.KeyVersion), "role": string(v.Caller.User.Role)},
 	}, now)
@@ -151,6 +170,37 @@ func (s *Service) notify(ctx context.Context, v Viewer, now time.Time) error {
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+
+	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
+}
+
+// New builds the function's handler from its configuration, one aws.Config and the
+// logger: the one wiring of the flow, used by functions/reveal-key, the benchmark and
+// the tests alike. A test changes the clock or the limit through the returned
+// Service's fields, and puts faults between the flow and AWS through awsCfg's
+// middleware.
+func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	svc := &Service{
+		Store:       store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		Unwrapper:   &keywrap.Unwrapper{KMS: kms.NewFromConfig(awsCfg), KeyID: cfg.KMSKeyID},
+		Mailer:      &mail.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
+		AppURL:      cfg.AppURL,
+		StepUp:      time.Duration(cfg.StepUpSeconds) * time.Second,
+		RatePerHour: cfg.RatePerHour,
+		Now:         time.Now,
+	}
+	h := &Handler{Service: svc, Log: log}
+	h.entry = lambda.NewHandler(h.Handle)
+	return h, nil
+}
+
+// Invoke is the Lambda entry point (lambda.Handler): the event decoded into Handle's
+// request, its answer encoded, as lambda.Start does for a function.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.entry.Invoke(ctx, payload)
 }
 
 // request is the optional body: the endpoint takes no parameters.
@@ -163,7 +213,7 @@ type response struct {
 	KeyVersion int    `json:"keyVersion"`
 }
 
-// Handle is the Lambda entry point.
+// Handle serves one request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	res, caller, err := h.reveal(ctx, req)
 	var resp events.APIGatewayV2HTTPResponse

@@ -18,14 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/revealkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
+	"github.com/mspvault/orgkey/internal/testing/faultinject"
 	"github.com/mspvault/orgkey/internal/testing/fixtures"
 	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
@@ -43,6 +43,7 @@ type world struct {
 	admin, admin2, pro, siteAdmin, siteUser tenant.User
 	outsider                                tenant.User
 	handler                                 *revealkey.Handler
+	faults                                  *faultinject.Injector // in the handler's aws.Config; disarmed
 	logs                                    *testenv.LogBuffer
 	now                                     time.Time
 }
@@ -54,7 +55,7 @@ func newWorld(t *testing.T, rate int) *world {
 	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	kc := kms.NewFromConfig(env.AWSConfig)
 	sd := fixtures.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID})
-	w := &world{env: env, st: st, logs: testenv.NewLogBuffer(), now: time.Now()}
+	w := &world{env: env, st: st, faults: &faultinject.Injector{}, logs: testenv.NewLogBuffer(), now: time.Now()}
 	mk := func(tid string, role tenant.Role, locale string, sites ...string) tenant.User {
 		u, err := sd.User(ctx, tid, tenant.User{Email: testenv.UniqueName(string(role)) + "@example.test", Name: "N " + string(role), Locale: locale, Role: role, Sites: sites})
 		if err != nil {
@@ -79,18 +80,14 @@ func newWorld(t *testing.T, rate int) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.handler = &revealkey.Handler{
-		Service: &revealkey.Service{
-			Store:       st,
-			Unwrapper:   &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
-			Mailer:      &mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
-			AppURL:      "https://vault.example.test",
-			StepUp:      5 * time.Minute,
-			RatePerHour: rate,
-			Now:         func() time.Time { return w.now },
-		},
-		Log: slog.New(slog.NewJSONHandler(w.logs, nil)),
+	w.handler, err = revealkey.New(revealkey.Config{
+		Common:        lambdamain.Common{TableName: env.TableName, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: "https://vault.example.test"},
+		StepUpSeconds: 300, RatePerHour: rate,
+	}, w.faults.Apply(env.AWSConfig), slog.New(slog.NewJSONHandler(w.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
 	}
+	w.handler.Service.Now = func() time.Time { return w.now }
 	return w
 }
 
@@ -171,7 +168,7 @@ func TestRevealByAdmins(t *testing.T) {
 			}
 			found := false
 			for _, r := range recs {
-				if r.Action == "reveal_key" && r.ActorID == tc.viewer.ID && r.Outcome == "shown" &&
+				if r.Action == store.ActionKeyRevealed && r.ActorID == tc.viewer.ID && r.Outcome == "shown" &&
 					r.SourceIP == "203.0.113.7" && strings.HasPrefix(r.UserAgent, "Mozilla/5.0") && r.At != "" {
 					found = true
 				}
@@ -354,20 +351,12 @@ func TestRevealRateLimit(t *testing.T) {
 // When KMS or SES fail, the caller gets 502 and no key: the reveal fails closed.
 func TestRevealFailsClosed(t *testing.T) {
 	w := newWorld(t, 100)
-	svc := w.handler.Service
-	good := *svc
-	svc.Unwrapper = &keywrap.Unwrapper{KMS: kms.NewFromConfig(w.env.AWSConfig, func(o *kms.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), KeyID: w.env.KMSKeyID}
+	w.faults.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
 	if resp := w.call(t, w.event(t, w.admin.ID, time.Minute)); resp.StatusCode != 502 {
 		t.Fatalf("KMS down: %d %s", resp.StatusCode, resp.Body)
 	}
-	*svc = good
-	svc.Mailer = &mail.Sender{SES: sesv2.NewFromConfig(w.env.AWSConfig, func(o *sesv2.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), From: mailFrom}
+	w.faults.Clear()
+	w.faults.Add(faultinject.Rule{Service: faultinject.SES, To: -1, Kind: faultinject.Unreachable})
 	resp := w.call(t, w.event(t, w.admin.ID, time.Minute))
 	if resp.StatusCode != 502 || strings.Contains(resp.Body, "127.0.0.1") {
 		t.Fatalf("SES down: %d %s", resp.StatusCode, resp.Body)

@@ -15,9 +15,9 @@ import (
 const (
 	ReasonClaimMalformed      = "claim_malformed"
 	ReasonClaimUnknown        = "claim_unknown" // never issued, or expired and purged by TTL
-	ReasonClaimUsed           = "claim_used"
+	ReasonClaimUsed           = store.ReasonClaimUsed
 	ReasonClaimExpired        = "claim_expired"
-	ReasonClaimSuperseded     = "claim_superseded" // the key was reset since the link was sent
+	ReasonClaimSuperseded     = store.ReasonClaimSuperseded // the key was reset since the link was sent
 	ReasonClaimUserGone       = "claim_user_gone"
 	ReasonClaimOrgUnavailable = "claim_org_unavailable" // deleted, or being reset
 )
@@ -51,7 +51,7 @@ type ClaimResult struct {
 // of concurrent openings exactly one gets the key. Every outcome is audited: under the
 // link's organization when the link names one, under UnknownTenant otherwise.
 func (s *Service) Claim(ctx context.Context, raw string, meta Meta) (res ClaimResult, err error) {
-	rec := store.AuditRecord{TenantID: UnknownTenant, Action: ActionClaim,
+	rec := store.AuditRecord{TenantID: UnknownTenant, Action: store.ActionKeyClaimed,
 		SourceIP: meta.SourceIP, UserAgent: meta.UserAgent, RequestID: meta.RequestID}
 	defer func() { s.audit(ctx, &rec, err) }()
 
@@ -97,7 +97,7 @@ func (s *Service) Claim(ctx context.Context, raw string, meta Meta) (res ClaimRe
 	switch _, err := s.Store.ConsumeClaim(ctx, hash, org.ID, org.KeyVersion, now); apperr.CodeOf(err) {
 	case "":
 	case apperr.Conflict:
-		if apperr.ReasonOf(err) == "claim_superseded" { // a reset began since the checks above
+		if apperr.ReasonOf(err) == store.ReasonClaimSuperseded { // a reset began since the checks above
 			return ClaimResult{}, gone(ReasonClaimSuperseded)
 		}
 		return ClaimResult{}, gone(ReasonClaimUsed) // a concurrent opening spent it first

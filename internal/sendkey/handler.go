@@ -2,15 +2,24 @@ package sendkey
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/httpapi"
+	"github.com/mspvault/orgkey/internal/keywrap"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/store"
 )
 
 // Route keys of the HTTP API (payload 2.0 RouteKey), all served by one function.
@@ -35,9 +44,45 @@ type Handler struct {
 	Service   *Service
 	Directory httpapi.Directory
 	Log       *slog.Logger
+
+	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
 }
 
-// Handle is the Lambda entry point.
+// New builds the function's handler from its configuration, one aws.Config and the
+// logger: the one wiring of the flow, used by functions/send-key, the benchmark and
+// the tests alike. A test changes the clock or the limits through the returned
+// Service's fields, and puts faults between the flow and AWS through awsCfg's
+// middleware.
+func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
+	svc := &Service{
+		Store:        st,
+		Unwrapper:    &keywrap.Unwrapper{KMS: kms.NewFromConfig(awsCfg), KeyID: cfg.KMSKeyID},
+		Mailer:       &mailpkg.Sender{SES: sesv2.NewFromConfig(awsCfg), From: cfg.MailFrom},
+		AppURL:       strings.TrimRight(cfg.AppURL, "/"),
+		ClaimBaseURL: strings.TrimRight(cfg.ClaimBaseURL, "/"),
+		ClaimTTL:     time.Duration(cfg.ClaimTTLHours) * time.Hour,
+		SendLimit:    cfg.SendRateLimit,
+		RequestLimit: cfg.RequestRateLimit,
+		Now:          time.Now,
+		Random:       rand.Reader,
+		Log:          log,
+	}
+	h := &Handler{Service: svc, Directory: st, Log: log}
+	h.entry = lambda.NewHandler(h.Handle)
+	return h, nil
+}
+
+// Invoke is the Lambda entry point (lambda.Handler): the event decoded into Handle's
+// request, its answer encoded, as lambda.Start does for a function.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.entry.Invoke(ctx, payload)
+}
+
+// Handle serves one request.
 func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
 	var (
 		resp  httpapi.Response

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/sendkey"
 	"github.com/mspvault/orgkey/internal/tenant"
 )
@@ -108,7 +109,7 @@ func TestSenders(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := sendkey.Config{TableName: "t", KMSKeyID: "k", MailFrom: "a@b", AppURL: "https://vault.example.test",
+	ok := sendkey.Config{Common: lambdamain.Common{TableName: "t", KMSKeyID: "k", MailFrom: "a@b", AppURL: "https://vault.example.test"},
 		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)

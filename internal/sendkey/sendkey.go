@@ -13,7 +13,6 @@ package sendkey
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
@@ -32,10 +32,7 @@ import (
 
 // Config is the send-key function's configuration, read once from the environment.
 type Config struct {
-	TableName string `env:"TABLE_NAME,required,notEmpty"`
-	KMSKeyID  string `env:"KMS_KEY_ID,required,notEmpty"`
-	MailFrom  string `env:"MAIL_FROM,required,notEmpty"`
-	AppURL    string `env:"APP_URL,required,notEmpty"`
+	lambdamain.Common
 	// ClaimBaseURL is the origin claim links point at (the claim route must be served
 	// there, and the cookie lands on it). Empty: the API's own domain, taken from the
 	// send request's context.
@@ -48,10 +45,11 @@ type Config struct {
 
 // Validate fails fast on values that parse but make no sense, naming the variable.
 func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case !validBaseURL(c.AppURL):
-		return fmt.Errorf("APP_URL %q: want an absolute http(s) URL without query or fragment", c.AppURL)
-	case c.ClaimBaseURL != "" && !validBaseURL(c.ClaimBaseURL):
+	case c.ClaimBaseURL != "" && !lambdamain.BaseURL(c.ClaimBaseURL):
 		return fmt.Errorf("CLAIM_BASE_URL %q: want an absolute http(s) URL without query or fragment", c.ClaimBaseURL)
 	case c.ClaimTTLHours < 1 || c.ClaimTTLHours > 24*30:
 		return fmt.Errorf("CLAIM_TTL_HOURS %d: want 1..720", c.ClaimTTLHours)
@@ -61,12 +59,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("REQUEST_RATE_LIMIT_PER_HOUR %d: want at least 1", c.RequestRateLimit)
 	}
 	return nil
-}
-
-func validBaseURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
-		u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }
 
 // Store is what the flow needs from the table (*store.Store).
@@ -102,13 +94,6 @@ const (
 	FlowRequest = "request-key"
 )
 
-// Audit actions.
-const (
-	ActionSend    = "org_key.send"
-	ActionClaim   = "org_key.claim"
-	ActionRequest = "org_key.request"
-)
-
 // UnknownTenant is the audit partition of claim attempts whose token names no
 // organization (malformed, unknown or purged tokens). Tenant ids start with "org_", so
 // it names none.
@@ -135,18 +120,6 @@ type Service struct {
 	Now    func() time.Time
 	Random io.Reader
 	Log    *slog.Logger // for audit write failures; slog.Default() when nil
-}
-
-// NewService returns a service configured from cfg, with crypto randomness and the
-// real clock.
-func NewService(st Store, u KeyUnwrapper, m Mailer, cfg Config) *Service {
-	return &Service{
-		Store: st, Unwrapper: u, Mailer: m,
-		AppURL: strings.TrimRight(cfg.AppURL, "/"), ClaimBaseURL: strings.TrimRight(cfg.ClaimBaseURL, "/"),
-		ClaimTTL:  time.Duration(cfg.ClaimTTLHours) * time.Hour,
-		SendLimit: cfg.SendRateLimit, RequestLimit: cfg.RequestRateLimit,
-		Now: time.Now, Random: rand.Reader,
-	}
 }
 
 // Meta is what audit records keep of the request.
@@ -202,7 +175,7 @@ func (s *Service) Send(ctx context.Context, sender tenant.User, org tenant.Org, 
 	if err := t.validate(); err != nil {
 		return SendResult{}, err
 	}
-	rec := store.AuditRecord{TenantID: org.ID, Action: ActionSend, ActorID: sender.ID,
+	rec := store.AuditRecord{TenantID: org.ID, Action: store.ActionKeySent, ActorID: sender.ID,
 		SourceIP: meta.SourceIP, UserAgent: meta.UserAgent, RequestID: meta.RequestID}
 	defer func() { s.audit(ctx, &rec, err) }()
 
@@ -295,7 +268,7 @@ var errNoAdmin = apperr.New(apperr.Conflict, "no_admin_available",
 // that sends it. An admin asking is treated like anyone else: the other admins who may
 // send to them are asked (an admin can also show the key in Settings).
 func (s *Service) Request(ctx context.Context, requester tenant.User, org tenant.Org, meta Meta) (_ RequestResult, err error) {
-	rec := store.AuditRecord{TenantID: org.ID, Action: ActionRequest, ActorID: requester.ID,
+	rec := store.AuditRecord{TenantID: org.ID, Action: store.ActionKeyRequested, ActorID: requester.ID,
 		SourceIP: meta.SourceIP, UserAgent: meta.UserAgent, RequestID: meta.RequestID}
 	defer func() { s.audit(ctx, &rec, err) }()
 

@@ -20,16 +20,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/dev/emulators"
 	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/sendkey"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
+	"github.com/mspvault/orgkey/internal/testing/faultinject"
 	"github.com/mspvault/orgkey/internal/testing/fixtures"
 	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
@@ -59,30 +60,34 @@ func remember(s string) {
 // logSink collects every log line of the package's tests.
 var logSink = testenv.NewLogBuffer()
 
-// fixture is one service and handler wired to the emulators.
+// fixture is one service and handler wired to the emulators, through New, with a
+// fault injector in its aws.Config (disarmed unless a test arms it).
 type fixture struct {
 	env     *testenv.Env
 	store   *store.Store
 	seeder  *fixtures.Seeder
 	svc     *sendkey.Service
 	handler *sendkey.Handler
+	faults  *faultinject.Injector
 	logs    *testenv.LogBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
-	kc := kms.NewFromConfig(env.AWSConfig)
-	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	logs := testenv.NewLogBuffer(logSink)
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	svc := sendkey.NewService(st, &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
-		&mail.Sender{SES: sesv2.NewFromConfig(env.AWSConfig), From: mailFrom},
-		sendkey.Config{AppURL: appURL, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3})
-	svc.Log = log
+	faults := &faultinject.Injector{}
+	h, err := sendkey.New(sendkey.Config{
+		Common:        lambdamain.Common{TableName: env.TableName, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: appURL},
+		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3,
+	}, faults.Apply(env.AWSConfig), slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	return &fixture{
-		env: env, store: st, seeder: fixtures.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID}),
-		svc: svc, handler: &sendkey.Handler{Service: svc, Directory: st, Log: log}, logs: logs,
+		env: env, store: st, seeder: fixtures.New(st, &keywrap.Wrapper{KMS: kms.NewFromConfig(env.AWSConfig), KeyID: env.KMSKeyID}),
+		svc: h.Service, handler: h, faults: faults, logs: logs,
 	}
 }
 
@@ -415,11 +420,11 @@ func TestSendRoleMatrix(t *testing.T) {
 
 	// Every decision past the caller's identity is audited, refusals included.
 	recs := f.audit(t, w.org.ID)
-	if n := len(findAudit(recs, sendkey.ActionSend, "ok", "")); n != 6 {
+	if n := len(findAudit(recs, store.ActionKeySent, "ok", "")); n != 6 {
 		t.Errorf("%d send records with outcome ok, want 6", n)
 	}
 	for _, reason := range []string{sendkey.ReasonTargetNotProUser, sendkey.ReasonNoSharedSite, sendkey.ReasonTargetNotSiteUser, sendkey.ReasonCallerNotAdmin, sendkey.ReasonUserNotFound} {
-		if len(findAudit(recs, sendkey.ActionSend, "forbidden", reason))+len(findAudit(recs, sendkey.ActionSend, "not_found", reason)) == 0 {
+		if len(findAudit(recs, store.ActionKeySent, "forbidden", reason))+len(findAudit(recs, store.ActionKeySent, "not_found", reason)) == 0 {
 			t.Errorf("no audit record for refusal %s", reason)
 		}
 	}
@@ -516,11 +521,11 @@ func TestClaimStoresKeyInCookieOnce(t *testing.T) {
 			wantGone(t, again)
 
 			recs := f.audit(t, w.org.ID)
-			ok := findAudit(recs, sendkey.ActionClaim, "ok", "")
+			ok := findAudit(recs, store.ActionKeyClaimed, "ok", "")
 			if len(ok) != 1 || ok[0].TargetID != target.ID || ok[0].SourceIP != "203.0.113.10" || ok[0].UserAgent == "" || ok[0].RequestID == "" {
 				t.Fatalf("claim audit records %+v", ok)
 			}
-			if len(findAudit(recs, sendkey.ActionClaim, "not_found", sendkey.ReasonClaimUsed)) != 1 {
+			if len(findAudit(recs, store.ActionKeyClaimed, "not_found", sendkey.ReasonClaimUsed)) != 1 {
 				t.Errorf("no audit record for the replay: %+v", recs)
 			}
 			if !strings.Contains(f.logs.String(), `"outcome":"ok"`) || !strings.Contains(f.logs.String(), `"flow":"claim-key"`) {
@@ -595,10 +600,10 @@ func TestConcurrentClaimsGiveTheKeyOnce(t *testing.T) {
 		t.Fatalf("%d of %d concurrent claims got the key, want exactly 1", won, n)
 	}
 	recs := f.audit(t, w.org.ID)
-	if got := len(findAudit(recs, sendkey.ActionClaim, "ok", "")); got != 1 {
+	if got := len(findAudit(recs, store.ActionKeyClaimed, "ok", "")); got != 1 {
 		t.Errorf("%d successful claim records, want 1", got)
 	}
-	if got := len(findAudit(recs, sendkey.ActionClaim, "not_found", sendkey.ReasonClaimUsed)); got != n-1 {
+	if got := len(findAudit(recs, store.ActionKeyClaimed, "not_found", sendkey.ReasonClaimUsed)); got != n-1 {
 		t.Errorf("%d replay records, want %d", got, n-1)
 	}
 }
@@ -672,7 +677,7 @@ func TestClaimRefusals(t *testing.T) {
 			if tc.known {
 				tid = w.org.ID
 			}
-			recs := findAudit(f.audit(t, tid), sendkey.ActionClaim, "not_found", tc.reason)
+			recs := findAudit(f.audit(t, tid), store.ActionKeyClaimed, "not_found", tc.reason)
 			var mine []store.AuditRecord
 			for _, r := range recs {
 				if !tc.known || r.TargetID == w.pro.ID {
@@ -799,7 +804,7 @@ func TestSendRateLimit(t *testing.T) {
 	if r := f.sendTo(t, w.orgAdmin, w.pro); r.StatusCode != http.StatusAccepted {
 		t.Fatalf("next hour: %d %s", r.StatusCode, r.Body)
 	}
-	if len(findAudit(f.audit(t, w.org.ID), sendkey.ActionSend, "rate_limited", "rate_limited")) != n-5+1 {
+	if len(findAudit(f.audit(t, w.org.ID), store.ActionKeySent, "rate_limited", "rate_limited")) != n-5+1 {
 		t.Errorf("rate-limited sends are not all audited")
 	}
 }
@@ -883,11 +888,11 @@ func TestRequestKey(t *testing.T) {
 		wantError(t, f.request(t, w.proFR, ""), http.StatusTooManyRequests, "rate_limited")
 	})
 	recs := f.audit(t, w.org.ID)
-	if got := len(findAudit(recs, sendkey.ActionRequest, "ok", "")); got != 3+1+3 {
+	if got := len(findAudit(recs, store.ActionKeyRequested, "ok", "")); got != 3+1+3 {
 		t.Errorf("%d successful request records, want 7", got)
 	}
-	if len(findAudit(recs, sendkey.ActionRequest, "conflict", "no_admin_available")) != 1 ||
-		len(findAudit(recs, sendkey.ActionRequest, "rate_limited", "rate_limited")) != 1 {
+	if len(findAudit(recs, store.ActionKeyRequested, "conflict", "no_admin_available")) != 1 ||
+		len(findAudit(recs, store.ActionKeyRequested, "rate_limited", "rate_limited")) != 1 {
 		t.Errorf("refused requests are not audited: %+v", recs)
 	}
 }
@@ -904,31 +909,25 @@ func TestUnknownRoute(t *testing.T) {
 func TestDependencyFailures(t *testing.T) {
 	f := newFixture(t)
 	w := f.newWorld(t)
-	dead := func(o *sesv2.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1"); o.RetryMaxAttempts = 1 }
-	good := f.svc.Mailer
-	f.svc.Mailer = &mail.Sender{SES: sesv2.NewFromConfig(f.env.AWSConfig, dead), From: mailFrom}
+	f.faults.Add(faultinject.Rule{Service: faultinject.SES, To: -1, Kind: faultinject.Unreachable})
 	resp := f.sendTo(t, w.orgAdmin, w.pro)
 	wantError(t, resp, http.StatusBadGateway, "unavailable")
 	if strings.Contains(resp.Body, "127.0.0.1") || strings.Contains(resp.Body, "dial") {
 		t.Errorf("answer leaks internals: %s", resp.Body)
 	}
-	f.svc.Mailer = good
+	f.faults.Clear()
 
 	if r := f.sendTo(t, w.orgAdmin, w.pro); r.StatusCode != http.StatusAccepted {
 		t.Fatalf("send: %d %s", r.StatusCode, r.Body)
 	}
 	token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
-	goodKMS := f.svc.Unwrapper
-	f.svc.Unwrapper = &keywrap.Unwrapper{KMS: kms.NewFromConfig(f.env.AWSConfig, func(o *kms.Options) {
-		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
-		o.RetryMaxAttempts = 1
-	}), KeyID: f.env.KMSKeyID}
+	f.faults.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
 	r := f.claim(t, token)
 	if r.StatusCode != http.StatusBadGateway || len(r.Cookies) != 0 || strings.Contains(r.Body, "127.0.0.1") {
 		t.Fatalf("KMS down: %d, %d cookies, %.100s: want the 502 page", r.StatusCode, len(r.Cookies), r.Body)
 	}
 	wantPageHeaders(t, r)
-	f.svc.Unwrapper = goodKMS
+	f.faults.Clear()
 	if r := f.claim(t, token); r.StatusCode != http.StatusOK {
 		t.Fatalf("after KMS recovered: %d, want the link still usable", r.StatusCode)
 	}

@@ -30,6 +30,19 @@ type AuditRecord struct {
 	Detail    map[string]string `dynamodbav:"detail,omitempty"`
 }
 
+// Audit actions: what a record says happened, named <object>.<event in the past>, and
+// declared here only; the flows write them, the tests and any export of the trail read
+// them. A record's Outcome says how it ended (ok, or the refusal's code), so a refused
+// send is still org_key.sent with its outcome.
+const (
+	ActionKeySent        = "org_key.sent"      // an admin had a claim link mailed (send-key)
+	ActionKeyClaimed     = "org_key.claimed"   // a claim link was opened (send-key)
+	ActionKeyRequested   = "org_key.requested" // a user asked the admins for the key (send-key)
+	ActionKeyRevealed    = "org_key.revealed"  // an admin showed the key (reveal-key)
+	ActionResetStarted   = "org_key.reset.started"
+	ActionResetCompleted = "org_key.reset.completed"
+)
+
 type auditItem struct {
 	PK   string `dynamodbav:"pk"`
 	SK   string `dynamodbav:"sk"`

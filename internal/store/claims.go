@@ -142,10 +142,10 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVer
 			// This call's own spend: the SDK retried it after its answer was lost.
 			return it.claim(hash), nil
 		}
-		return it.claim(hash), apperr.New(apperr.Conflict, "claim_used", "claim already used")
+		return it.claim(hash), apperr.New(apperr.Conflict, ReasonClaimUsed, "claim already used")
 	}
 	if aws.ToString(org.Code) == "ConditionalCheckFailed" {
-		return Claim{}, apperr.New(apperr.Conflict, "claim_superseded", "the organization's key changed or is being reset")
+		return Claim{}, apperr.New(apperr.Conflict, ReasonClaimSuperseded, "the organization's key changed or is being reset")
 	}
 	return Claim{}, unavailable(err)
 }

@@ -38,7 +38,7 @@ func TestConsumeClaimChecksTheOrganization(t *testing.T) {
 
 	// Another key version: superseded, and the link is not spent.
 	old := claim("old")
-	if _, err := st.ConsumeClaim(ctx, old, org.ID, 1, now); apperr.ReasonOf(err) != "claim_superseded" {
+	if _, err := st.ConsumeClaim(ctx, old, org.ID, 1, now); apperr.ReasonOf(err) != store.ReasonClaimSuperseded {
 		t.Fatalf("older key version: %v, want claim_superseded", err)
 	}
 	if c, err := st.GetClaim(ctx, old); err != nil || !c.UsedAt.IsZero() {
@@ -57,7 +57,7 @@ func TestConsumeClaimChecksTheOrganization(t *testing.T) {
 				if err == nil {
 					won.Add(1)
 				}
-			case "claim_used":
+			case store.ReasonClaimUsed:
 			default:
 				t.Errorf("concurrent spend: %v", err)
 			}
@@ -79,7 +79,7 @@ func TestConsumeClaimChecksTheOrganization(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ConsumeClaim(ctx, pending, org.ID, 2, now); apperr.ReasonOf(err) != "claim_superseded" {
+	if _, err := st.ConsumeClaim(ctx, pending, org.ID, 2, now); apperr.ReasonOf(err) != store.ReasonClaimSuperseded {
 		t.Fatalf("organization resetting: %v, want claim_superseded", err)
 	}
 	// Unknown link.

@@ -134,7 +134,7 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 	if err != nil {
 		return ResetRecord{}, false, err
 	}
-	auditAV, err := resetAuditItem(rec, "support_reset_started", now, nil)
+	auditAV, err := resetAuditItem(rec, ActionResetStarted, now, nil)
 	if err != nil {
 		return ResetRecord{}, false, err
 	}
@@ -171,10 +171,10 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 			return ResetRecord{}, false, err
 		}
 		if other != "" {
-			return ResetRecord{}, false, apperr.New(apperr.Conflict, "reset_running",
+			return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonResetRunning,
 				fmt.Sprintf("another reset (ticket %q) is running for this organization; finish it by invoking it again with its own event", other))
 		}
-		return ResetRecord{}, false, apperr.New(apperr.Conflict, "organization_changed",
+		return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonOrganizationChanged,
 			"the organization changed while the reset started; invoke the reset again")
 	}
 	return ResetRecord{}, false, unavailable(err)
@@ -278,7 +278,7 @@ func (st *Store) MarkResetMailed(ctx context.Context, ticket string, version int
 func (st *Store) FinishReset(ctx context.Context, rec ResetRecord, now time.Time) (err error) {
 	defer apperr.Wrap(&err, "store.FinishReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
 	d := rec.Deleted
-	auditAV, err := resetAuditItem(rec, "support_reset_completed", now, map[string]string{
+	auditAV, err := resetAuditItem(rec, ActionResetCompleted, now, map[string]string{
 		"oldKeyVersion": fmt.Sprint(rec.OldKeyVersion), "newKeyVersion": fmt.Sprint(rec.MailedKeyVersion),
 		"deletedPasswords": fmt.Sprint(d.Passwords), "deletedUsers": fmt.Sprint(d.Users),
 		"deletedSites": fmt.Sprint(d.Sites), "deletedClaimLinks": fmt.Sprint(d.ClaimLinks),

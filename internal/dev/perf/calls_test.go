@@ -36,7 +36,10 @@ func newWorld(t *testing.T) (*testenv.Env, *perf.World) {
 func TestRemoteCalls(t *testing.T) {
 	env, w := newWorld(t)
 	var c perf.Counter
-	handlers := w.Handlers(c.Instrument(env.AWSConfig), nil)
+	handlers, err := w.Handlers(c.Instrument(env.AWSConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	for _, flow := range w.Flows() {
 		t.Run(flow.Name, func(t *testing.T) {
@@ -93,7 +96,10 @@ func TestReplay(t *testing.T) {
 	env, w := newWorld(t)
 	var rec perf.Recorder
 	var c perf.Counter
-	handlers := w.Handlers(rec.Instrument(env.AWSConfig), nil)
+	handlers, err := w.Handlers(rec.Instrument(env.AWSConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := probe.New(c.Instrument(env.AWSConfig), w.ProbeTarget())
 	for _, flow := range w.Flows() {
 		if flow.Function == perf.FnReset {

@@ -17,12 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/activation"
 	"github.com/mspvault/orgkey/internal/dev/perf/probe"
 	"github.com/mspvault/orgkey/internal/keywrap"
-	"github.com/mspvault/orgkey/internal/mail"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/reset"
 	"github.com/mspvault/orgkey/internal/revealkey"
@@ -282,34 +281,42 @@ func (w *World) ResetEvent(o tenant.Org, admin tenant.User, dryRun bool) ([]byte
 	return json.Marshal(ev)
 }
 
-// Handlers wires each function's handler in this process from cfg, as its main.go
-// does, so that a test can count the calls it makes.
-func (w *World) Handlers(cfg aws.Config, logs io.Writer) map[string]lambda.Handler {
+// Handlers builds each function's handler in this process through the flow's New, as
+// its main.go does (lambdamain.Run), from the environment Env gives its process, so
+// that a test can count the calls it makes.
+func (w *World) Handlers(cfg aws.Config, logs io.Writer) (map[string]lambda.Handler, error) {
 	if logs == nil {
 		logs = io.Discard
 	}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	st := store.New(dynamodb.NewFromConfig(cfg), w.Table)
-	kc := kms.NewFromConfig(cfg)
-	mailer := &mail.Sender{SES: sesv2.NewFromConfig(cfg), From: MailFrom}
-	unwrapper := &keywrap.Unwrapper{KMS: kc, KeyID: w.KMSKeyID}
-	wrapper := &keywrap.Wrapper{KMS: kc, KeyID: w.KMSKeyID}
-
-	act := activation.NewService(st, wrapper, unwrapper, mailer, AppURL, 2*time.Minute)
-	sk := sendkey.NewService(st, unwrapper, mailer, sendkey.Config{
-		TableName: w.Table, KMSKeyID: w.KMSKeyID, MailFrom: MailFrom, AppURL: AppURL,
-		ClaimTTLHours: 72, SendRateLimit: bigLimit, RequestRateLimit: bigLimit,
-	})
-	sk.Log = log
-	rk := &revealkey.Service{Store: st, Unwrapper: unwrapper, Mailer: mailer, AppURL: AppURL,
-		StepUp: 5 * time.Minute, RatePerHour: bigLimit, Now: time.Now}
-	rs := reset.NewService(st, wrapper, mailer, AppURL, 5*time.Second, 0)
-	return map[string]lambda.Handler{
-		FnActivation: lambda.NewHandler((&activation.Handler{Service: act, Log: log}).Handle),
-		FnSendKey:    lambda.NewHandler((&sendkey.Handler{Service: sk, Directory: st, Log: log}).Handle),
-		FnRevealKey:  lambda.NewHandler((&revealkey.Handler{Service: rk, Log: log}).Handle),
-		FnReset:      lambda.NewHandler((&reset.Handler{Service: rs, Log: log}).Handle),
+	hs := map[string]lambda.Handler{}
+	var err error
+	if hs[FnActivation], err = build(w, FnActivation, activation.New, cfg, log); err != nil {
+		return nil, err
 	}
+	if hs[FnSendKey], err = build(w, FnSendKey, sendkey.New, cfg, log); err != nil {
+		return nil, err
+	}
+	if hs[FnRevealKey], err = build(w, FnRevealKey, revealkey.New, cfg, log); err != nil {
+		return nil, err
+	}
+	if hs[FnReset], err = build(w, FnReset, reset.New, cfg, log); err != nil {
+		return nil, err
+	}
+	return hs, nil
+}
+
+// build reads fn's configuration from its environment and builds its handler with New.
+func build[C lambdamain.Validator, H lambda.Handler](w *World, fn string, newHandler func(C, aws.Config, *slog.Logger) (H, error), cfg aws.Config, log *slog.Logger) (lambda.Handler, error) {
+	c, err := lambdamain.ParseEnv[C](w.Env(fn))
+	if err != nil {
+		return nil, fmt.Errorf("%s: configuration: %w", fn, err)
+	}
+	h, err := newHandler(c, cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return h, nil
 }
 
 // CheckAnswer fails on an answer that is not a success of flow: a function error, an

@@ -365,7 +365,7 @@ func TestFaultsReveal(t *testing.T) {
 			}
 			shown := 0
 			for _, rec := range recs {
-				if rec.Action == "reveal_key" && rec.Outcome == "shown" {
+				if rec.Action == store.ActionKeyRevealed && rec.Outcome == "shown" {
 					shown++
 				}
 			}

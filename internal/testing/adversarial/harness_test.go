@@ -23,12 +23,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/activation"
 	"github.com/mspvault/orgkey/internal/dev/emulators"
 	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
+	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/reset"
@@ -63,9 +63,9 @@ func TestMain(m *testing.M) {
 
 // ------------------------------------------------------------------ the rig
 
-// rig is every function's handler, wired as functions/*/main.go wires it, on a table
-// of its own, with a fault injector between the handlers and the emulators. The raw
-// clients (no injector) are for setting up and checking.
+// rig is every function's handler, built by the flow's New as functions/*/main.go
+// builds it, on a table of its own, with a fault injector between the handlers and the
+// emulators. The raw clients (no injector) are for setting up and checking.
 type rig struct {
 	env    *testenv.Env
 	table  string
@@ -98,29 +98,24 @@ func newRig(t *testing.T) *rig {
 	}
 	r.seeder = fixtures.New(r.st, &keywrap.Wrapper{KMS: rawKMS, KeyID: env.KMSKeyID})
 
-	// From here on, as the functions' main.go: one aws.Config, clients built from it.
+	// From here on, as the functions' main.go: each flow's New, from one aws.Config
+	// (with the injector in it) and the settings template.yaml gives by default.
 	cfg := inj.Apply(env.AWSConfig)
-	kc := kms.NewFromConfig(cfg)
-	sender := &mail.Sender{SES: sesv2.NewFromConfig(cfg), From: mailFrom}
-	newStore := func() *store.Store { return store.New(dynamodb.NewFromConfig(cfg), table) }
-
-	r.act = &activation.Handler{Service: activation.NewService(newStore(),
-		&keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID}, &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID},
-		sender, appURL, 120*time.Second), Log: log}
-
-	r.reveal = &revealkey.Handler{Service: &revealkey.Service{
-		Store: newStore(), Unwrapper: &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID}, Mailer: sender,
-		AppURL: appURL, StepUp: 300 * time.Second, RatePerHour: 10, Now: time.Now,
-	}, Log: log}
-
-	sst := newStore()
-	r.sendSvc = sendkey.NewService(sst, &keywrap.Unwrapper{KMS: kc, KeyID: env.KMSKeyID}, sender,
-		sendkey.Config{AppURL: appURL, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3})
-	r.sendSvc.Log = log
-	r.send = &sendkey.Handler{Service: r.sendSvc, Directory: sst, Log: log}
-
-	r.reset = &reset.Handler{Service: reset.NewService(newStore(),
-		&keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID}, sender, appURL, 2*time.Second, 0), Log: log}
+	common := lambdamain.Common{TableName: table, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: appURL}
+	var err error
+	if r.act, err = activation.New(activation.Config{Common: common, CatchUpAfter: 120}, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	if r.reveal, err = revealkey.New(revealkey.Config{Common: common, StepUpSeconds: 300, RatePerHour: 10}, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	if r.send, err = sendkey.New(sendkey.Config{Common: common, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3}, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	r.sendSvc = r.send.Service
+	if r.reset, err = reset.New(reset.Config{Common: common, SafetyMarginSeconds: 2}, cfg, log); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 

@@ -3,6 +3,7 @@ package eventfuzz_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -99,8 +100,11 @@ func FuzzActivationEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		st := &signups{byID: map[string]tenant.Signup{}}
 		m := &mailer{}
-		svc := activation.NewService(st, wrapper{}, wrapper{}, m, "https://vault.example.test", time.Minute)
-		h := &activation.Handler{Service: svc, Log: quiet}
+		// The flow's Service on in-memory fakes (activation.New builds it on AWS).
+		h := &activation.Handler{Service: &activation.Service{
+			Store: st, Wrapper: wrapper{}, Unwrapper: wrapper{}, Mailer: m, AppURL: "https://vault.example.test",
+			CatchUpAfter: time.Minute, MailLease: 30 * time.Second, Now: time.Now, Random: rand.Reader,
+		}, Log: quiet}
 		out, err := h.Handle(context.Background(), raw)
 		if err != nil {
 			if out != nil {
@@ -210,9 +214,11 @@ func FuzzClaimQuery(f *testing.F) {
 	f.Add("okc1_\x00\xff", "token=okc1_%00%FF")
 	f.Fuzz(func(t *testing.T, token, rawQuery string) {
 		st := &claims{}
-		svc := sendkey.NewService(st, wrapper{}, &mailer{}, sendkey.Config{AppURL: "https://vault.example.test", ClaimTTLHours: 72, SendRateLimit: 1, RequestRateLimit: 1})
-		svc.Log = quiet
-		h := &sendkey.Handler{Service: svc, Directory: st, Log: quiet}
+		// The flow's Service on in-memory fakes (sendkey.New builds it on AWS).
+		h := &sendkey.Handler{Service: &sendkey.Service{
+			Store: st, Unwrapper: wrapper{}, Mailer: &mailer{}, AppURL: "https://vault.example.test",
+			ClaimTTL: 72 * time.Hour, SendLimit: 1, RequestLimit: 1, Now: time.Now, Random: rand.Reader, Log: quiet,
+		}, Directory: st, Log: quiet}
 		req := ev
 		req.QueryStringParameters = map[string]string{"token": token}
 		req.RawQueryString = rawQuery

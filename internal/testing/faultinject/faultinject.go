@@ -15,9 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +49,10 @@ const (
 	// LostResponse sends the call (the service applies it) and then fails it as a
 	// dropped connection: the caller cannot tell whether it happened.
 	LostResponse Kind = "lost_response"
+	// Unreachable fails the call as a refused connection, before anything is sent:
+	// the service is down, or its endpoint wrong (a port where nothing listens). The
+	// error is the one the SDK's HTTP client gives for that, and is retried as such.
+	Unreachable Kind = "unreachable"
 )
 
 // Service ids as the SDK names them (awsmiddleware.GetServiceID).
@@ -225,6 +232,8 @@ func (in *Injector) Register(stack *middleware.Stack) error {
 				case <-t.C:
 					return middleware.DeserializeOutput{}, middleware.Metadata{}, &smithyhttp.RequestSendError{Err: errors.New("faultinject: i/o timeout")}
 				}
+			case Unreachable:
+				return middleware.DeserializeOutput{}, middleware.Metadata{}, &smithyhttp.RequestSendError{Err: refused}
 			case LostResponse:
 				out, md, err := next.HandleDeserialize(ctx, input)
 				if err != nil {
@@ -246,6 +255,10 @@ func (in *Injector) Register(stack *middleware.Stack) error {
 			return middleware.DeserializeOutput{RawResponse: &smithyhttp.Response{Response: resp}}, middleware.Metadata{}, nil
 		}), middleware.After)
 }
+
+// refused is what dialing a port where nothing listens returns.
+var refused = &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1},
+	Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 
 func contentType(service string) string {
 	switch service {

@@ -1,0 +1,16 @@
+package store
+
+// Reasons (apperr) the store gives its conflicts, declared once: the flows compare
+// them or hand them on (sendkey answers a claim by them; the reset shows them to
+// support), and the tests assert them.
+const (
+	// ConsumeClaim: the link was spent already; the organization's key changed or a
+	// reset began since the link was sent.
+	ReasonClaimUsed       = "claim_used"
+	ReasonClaimSuperseded = "claim_superseded"
+
+	// BeginReset: another ticket's reset holds the organization; the organization
+	// changed between the reset's reads and its start.
+	ReasonResetRunning        = "reset_running"
+	ReasonOrganizationChanged = "organization_changed"
+)
