@@ -280,7 +280,8 @@ func SourceIP(req Request) string  { return req.RequestContext.HTTP.SourceIP }
 func UserAgent(req Request) string { return req.RequestContext.HTTP.UserAgent }
 
 // LogRequest writes the one log line a request gets. It never logs bodies, headers
-// or tokens.
+// or tokens. lambdamain.LogEvent is its counterpart for the functions' other
+// invocations (the Cognito trigger, the sweep, the console's reset).
 func LogRequest(ctx context.Context, log *slog.Logger, flow string, req Request, status int, err error, attrs ...slog.Attr) {
 	level := slog.LevelInfo
 	all := []slog.Attr{

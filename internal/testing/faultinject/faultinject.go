@@ -1,8 +1,9 @@
 // Package faultinject puts faults between a function and AWS (or the local emulators):
 // an SDK middleware, registered through aws.Config.APIOptions, that answers chosen
-// calls with the service's own throttling, 5xx or conditional-check errors, makes them
-// hang past the caller's deadline, applies them but loses the answer, or stops every
-// call after the n-th, as a killed process would. The fake answers are raw HTTP
+// calls with the service's own throttling, 5xx or conditional-check errors, refuses
+// their connection as a service that is down, makes them hang past the caller's
+// deadline, applies them but loses the answer, or stops every call after the n-th, as a
+// killed process would. The fake answers are raw HTTP
 // responses handed to the SDK's own deserializers, so the flows see exactly the typed
 // errors a real service would give them, and the SDK's retryer treats them as it
 // treats real ones.
