@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,8 +109,10 @@ func newFixture(t testing.TB, table string, opts ...option) *fixture {
 	}
 	f := &fixture{env: env, table: table, store: store.New(dynamodb.NewFromConfig(env.AWSConfig), table),
 		faults: &faults{}, down: &faultinject.Injector{}, logs: testenv.NewLogBuffer(logSink)}
-	cfg := f.down.Apply(env.AWSConfig)
-	cfg.APIOptions = append(cfg.APIOptions, f.faults.register)
+	// Both fault layers sit in the stack only; the retryer stays the SDK's, as in the
+	// function.
+	cfg := env.AWSConfig.Copy()
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), f.down.Register, f.faults.register)
 	h, err := reset.New(reset.Config{
 		Common:              lambdamain.Common{TableName: table, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: "https://vault.example.test"},
 		SafetyMarginSeconds: 2,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,10 +81,13 @@ func newWorld(t *testing.T, rate int) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The injector sits in the stack only; the retryer stays the SDK's, as in the function.
+	cfg := env.AWSConfig.Copy()
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), w.faults.Register)
 	w.handler, err = revealkey.New(revealkey.Config{
 		Common:        lambdamain.Common{TableName: env.TableName, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: "https://vault.example.test"},
 		StepUpSeconds: 300, RatePerHour: rate,
-	}, w.faults.Apply(env.AWSConfig), slog.New(slog.NewJSONHandler(w.logs, nil)))
+	}, cfg, slog.New(slog.NewJSONHandler(w.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,11 +77,14 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
 	logs := testenv.NewLogBuffer(logSink)
+	// The injector sits in the stack only; the retryer stays the SDK's, as in the function.
 	faults := &faultinject.Injector{}
+	cfg := env.AWSConfig.Copy()
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), faults.Register)
 	h, err := sendkey.New(sendkey.Config{
 		Common:        lambdamain.Common{TableName: env.TableName, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: appURL},
 		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3,
-	}, faults.Apply(env.AWSConfig), slog.New(slog.NewJSONHandler(logs, nil)))
+	}, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
