@@ -8,6 +8,7 @@
 #               internal/testing/e2e the whole local stack and a headless
 #               Chromium), make adversarial, and a short run of every fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
+#               (BIN=<dir>: <dir>/<function>/bootstrap)
 #
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile) with ARTIFACTS_DIR.
 
@@ -23,7 +24,10 @@ GOARCH       ?= $(shell $(GO) env GOARCH)
 BUILD_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
 FUNCTIONS  := $(patsubst functions/%/,%,$(sort $(dir $(wildcard functions/*/main.go))))
-BOOTSTRAPS := $(FUNCTIONS:%=bin/%/bootstrap)
+# Where `make build` writes the bootstraps; tests build into a temporary BIN
+# (orgkey-local -bin-dir reads it), never into the repository's bin/.
+BIN        ?= bin
+BOOTSTRAPS := $(FUNCTIONS:%=$(BIN)/%/bootstrap)
 
 # Fuzz budgets are counts of executions, not durations: with a duration, Go 1.26's
 # fuzz coordinator can report its own deadline as a failure ("context deadline
@@ -61,11 +65,11 @@ tools:
 	@moto_server --help >/dev/null 2>&1 || { echo 'moto_server not found: install it with: pip install "moto[server]"' >&2; exit 1; }
 	@cfn-lint --version >/dev/null 2>&1 || { echo "cfn-lint not found: install it with: pip install cfn-lint" >&2; exit 1; }
 
-## build: bin/<name>/bootstrap for every functions/<name>, for this machine
+## build: $(BIN)/<name>/bootstrap (bin/ by default) for every functions/<name>, for this machine
 build: $(BOOTSTRAPS)
 
 # Always handed to go build, whose cache decides what is stale.
-bin/%/bootstrap: FORCE
+$(BIN)/%/bootstrap: FORCE
 	GOOS=$(GOOS_LOCAL) GOARCH=$(GOARCH) CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./functions/$*
 
 # SAM's makefile build: build-ActivationEmailFunction -> functions/activation-email,

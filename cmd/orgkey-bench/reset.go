@@ -85,10 +85,7 @@ func (b *bench) resetScaling(sizes []int) ([]resetRow, error) {
 
 func vaultKey(tenantID string, i int) map[string]ddbtypes.AttributeValue {
 	id := fmt.Sprintf("pw-%07d", i) // as perf.World.SeedResetOrg names them
-	return map[string]ddbtypes.AttributeValue{
-		"pk": &ddbtypes.AttributeValueMemberS{Value: fmt.Sprintf("VAULT#%s#%02d", tenantID, store.VaultShard(id))},
-		"sk": &ddbtypes.AttributeValueMemberS{Value: "ITEM#" + id},
-	}
+	return store.VaultItemKey(tenantID, id)
 }
 
 func ceiling(ctx context.Context, db *dynamodb.Client, table, tenantID string, n int) error {
@@ -136,7 +133,7 @@ func naive(ctx context.Context, db *dynamodb.Client, table, tenantID string, n i
 			TableName:              &table,
 			KeyConditionExpression: aws.String("pk = :p"),
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-				":p": &ddbtypes.AttributeValueMemberS{Value: fmt.Sprintf("VAULT#%s#%02d", tenantID, shard)}},
+				":p": &ddbtypes.AttributeValueMemberS{Value: store.VaultPK(tenantID, shard)}},
 			ProjectionExpression: aws.String("pk, sk"),
 		})
 		for p.HasMorePages() {

@@ -48,6 +48,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("orgkey-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.stack.Root, "root", "", "repository root (default: the directory holding go.mod, found from the working directory)")
+	fs.StringVar(&o.stack.BinDir, "bin-dir", "", "directory of the functions' bootstraps, <dir>/<function>/bootstrap, as `make build BIN=<dir>` writes them (default: bin under the root)")
 	fs.BoolVar(&o.demo, "demo", demoDefault(os.Getenv("DEMO")),
 		"walk through the product with real calls once the stack is up (default from DEMO: 0/false/no/off turns it off)")
 	fs.BoolVar(&o.wait, "wait", true, "keep the stack running until interrupted (Ctrl-C)")

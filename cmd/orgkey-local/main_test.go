@@ -49,14 +49,16 @@ func TestRunWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("make", "--no-print-directory", "build")
+	// Into a temporary directory: tests never write into the repository's bin/.
+	bin := t.TempDir()
+	build := exec.Command("make", "--no-print-directory", "build", "BIN="+bin)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
 
 	var stdout, stderr bytes.Buffer
-	err = run(t.Context(), []string{"-wait=false", "-demo=true", "-api-port=0", "-lambda-port=0", "-cognito-port=0",
+	err = run(t.Context(), []string{"-wait=false", "-demo=true", "-bin-dir", bin, "-api-port=0", "-lambda-port=0", "-cognito-port=0",
 		"-dynamodb-port=0", "-ses-port=0", "-kms-port=0"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)

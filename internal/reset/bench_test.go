@@ -75,7 +75,7 @@ func benchNaive(b *testing.B, n int) {
 			p := dynamodb.NewQueryPaginator(db, &dynamodb.QueryInput{
 				TableName:                 &f.table,
 				KeyConditionExpression:    aws.String("pk = :p"),
-				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": &ddbtypes.AttributeValueMemberS{Value: fmt.Sprintf("VAULT#%s#%02d", o.ID, shard)}},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": &ddbtypes.AttributeValueMemberS{Value: store.VaultPK(o.ID, shard)}},
 				ProjectionExpression:      aws.String("pk, sk"),
 			})
 			for p.HasMorePages() {

@@ -309,7 +309,7 @@ func setStatus(t *testing.T, w *world, s tenant.Status) {
 	db := dynamodb.NewFromConfig(w.env.AWSConfig)
 	_, err := db.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(w.env.TableName),
-		Key:                       map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
+		Key:                       store.OrgItemKey(w.org.ID),
 		UpdateExpression:          aws.String("SET #s = :s"),
 		ExpressionAttributeNames:  map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":s": &ddbtypes.AttributeValueMemberS{Value: string(s)}},

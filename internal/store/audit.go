@@ -66,7 +66,7 @@ func (st *Store) PutAudit(ctx context.Context, r AuditRecord, now time.Time) (er
 		r.UserAgent = r.UserAgent[:maxUserAgent]
 	}
 	r.At = at
-	av, err := attributevalue.MarshalMap(auditItem{PK: "AUDIT#" + r.TenantID, SK: at + "#" + id, Kind: "audit", AuditRecord: r})
+	av, err := attributevalue.MarshalMap(auditItem{PK: auditPK(r.TenantID), SK: auditSK(at, id), Kind: "audit", AuditRecord: r})
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (st *Store) Audit(ctx context.Context, tenantID string) (_ []AuditRecord, e
 	var out []AuditRecord
 	err = queryEach(ctx, st, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("pk = :p"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s("AUDIT#" + tenantID)},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(auditPK(tenantID))},
 		ConsistentRead:            aws.Bool(true),
 	}, func(it auditItem) bool {
 		out = append(out, it.AuditRecord)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,13 +41,6 @@ type claimItem struct {
 	UsedAt     string `dynamodbav:"usedAt,omitempty"`
 	TTL        int64  `dynamodbav:"ttl"`
 }
-
-const claimSK = "CLAIM"
-
-func claimPK(hash string) string { return "CLAIM#" + hash }
-
-// ClaimsIndexKey is the gsi1 partition that lists a tenant's claim links.
-func ClaimsIndexKey(tenantID string) string { return "CLAIMS#" + tenantID }
 
 func (it claimItem) claim(hash string) Claim {
 	return Claim{
@@ -159,7 +151,7 @@ func (st *Store) TenantClaims(ctx context.Context, tenantID string) (_ []Claim, 
 		KeyConditionExpression:    aws.String("gsi1pk = :p"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(ClaimsIndexKey(tenantID))},
 	}, func(it claimItem) bool {
-		out = append(out, it.claim(strings.TrimPrefix(it.PK, "CLAIM#")))
+		out = append(out, it.claim(claimHash(it.PK)))
 		return true
 	})
 	return out, err

@@ -72,7 +72,7 @@ func TestConsumeClaimChecksTheOrganization(t *testing.T) {
 	pending := claim("pending")
 	if _, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &st.Table,
-		Key:                       map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + org.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
+		Key:                       store.OrgItemKey(org.ID),
 		UpdateExpression:          aws.String("SET #s = :s"),
 		ExpressionAttributeNames:  map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":s": &ddbtypes.AttributeValueMemberS{Value: string(tenant.Resetting)}},

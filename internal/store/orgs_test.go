@@ -51,8 +51,7 @@ func TestGetUserAndOrg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &env.TableName, Key: map[string]ddbtypes.AttributeValue{
-		"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + gone.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}}}); err != nil {
+	if _, err := db.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &env.TableName, Key: store.OrgItemKey(gone.ID)}); err != nil {
 		t.Fatal(err)
 	}
 	// Whichever exists comes back beside the not_found, so that the claim flow can

@@ -20,7 +20,7 @@ func (st *Store) Allow(ctx context.Context, flow, subject string, limit int, win
 	defer apperr.Wrap(&err, "store.Allow(%q, %q)", flow, subject)
 	start := now.Truncate(window)
 	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
-		Key:                 key("RATE#"+flow+"#"+subject, formatTime(start)),
+		Key:                 key(ratePK(flow, subject), formatTime(start)),
 		UpdateExpression:    aws.String("ADD #c :one SET #ttl = if_not_exists(#ttl, :ttl), kind = if_not_exists(kind, :kind)"),
 		ConditionExpression: aws.String("attribute_not_exists(#c) OR #c < :limit"),
 		ExpressionAttributeNames: map[string]string{

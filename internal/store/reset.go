@@ -101,12 +101,6 @@ func (it resetItem) record() ResetRecord {
 	}
 }
 
-func resetPK(ticket string) string { return "RESET#" + ticket }
-
-const resetSK = "RESET"
-
-func laneSK(name string) string { return "LANE#" + name }
-
 // GetReset reads a reset record (strongly consistent); not_found if there is none.
 func (st *Store) GetReset(ctx context.Context, ticket string) (_ ResetRecord, err error) {
 	defer apperr.Wrap(&err, "store.GetReset(%q)", ticket)
@@ -336,7 +330,7 @@ func resetAuditItem(rec ResetRecord, action string, now time.Time, extra map[str
 	}
 	at := formatTime(now)
 	return attributevalue.MarshalMap(auditItem{
-		PK: "AUDIT#" + rec.TenantID, SK: at + "#" + id, Kind: "audit",
+		PK: auditPK(rec.TenantID), SK: auditSK(at, id), Kind: "audit",
 		AuditRecord: AuditRecord{
 			TenantID: rec.TenantID, At: at, Action: action, Outcome: "ok",
 			ActorID: rec.Agent, TargetID: rec.KeepAdminID, Detail: detail,
@@ -356,14 +350,14 @@ func (st *Store) CountTenantData(ctx context.Context, tenantID, keepUserID strin
 		c.Users, errs[1] = st.countQuery(ctx, &dynamodb.QueryInput{
 			KeyConditionExpression:    aws.String("pk = :p AND begins_with(sk, :u)"),
 			FilterExpression:          aws.String("userId <> :keep"), // a key attribute cannot be filtered on
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(tenantPK(tenantID)), ":u": s("USER#"), ":keep": s(keepUserID)},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(tenantPK(tenantID)), ":u": s(userPrefix), ":keep": s(keepUserID)},
 			ConsistentRead:            aws.Bool(true),
 		})
 	})
 	wg.Go(func() {
 		c.Sites, errs[2] = st.countQuery(ctx, &dynamodb.QueryInput{
 			KeyConditionExpression:    aws.String("pk = :p AND begins_with(sk, :s)"),
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(tenantPK(tenantID)), ":s": s("SITE#")},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(tenantPK(tenantID)), ":s": s(sitePrefix)},
 			ConsistentRead:            aws.Bool(true),
 		})
 	})
@@ -428,7 +422,7 @@ func resetLanes(tenantID, keepUserID string) []lane {
 		return func(ref string) map[string]ddbtypes.AttributeValue { return key(pk, ref) }
 	}
 	for shard := range VaultShards {
-		pk := vaultPK(tenantID, shard)
+		pk := VaultPK(tenantID, shard)
 		lanes = append(lanes, lane{
 			name: fmt.Sprintf("vault-%02d", shard), kind: "passwords",
 			query: keysOnly(dynamodb.QueryInput{
@@ -442,7 +436,7 @@ func resetLanes(tenantID, keepUserID string) []lane {
 	}
 	tpk := tenantPK(tenantID)
 	keep := userSK(keepUserID)
-	for _, l := range []struct{ name, kind, prefix string }{{"users", "users", "USER#"}, {"sites", "sites", "SITE#"}} {
+	for _, l := range []struct{ name, kind, prefix string }{{"users", "users", userPrefix}, {"sites", "sites", sitePrefix}} {
 		lanes = append(lanes, lane{
 			name: l.name, kind: l.kind,
 			query: keysOnly(dynamodb.QueryInput{
@@ -731,7 +725,7 @@ func (st *Store) laneCheckpoints(ctx context.Context, ticket string) (map[string
 	err := queryEach(ctx, st, &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String("pk = :p AND begins_with(sk, :lane)"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":p": s(resetPK(ticket)), ":lane": s("LANE#"),
+			":p": s(resetPK(ticket)), ":lane": s(lanePrefix),
 		},
 		ConsistentRead: aws.Bool(true),
 	}, func(it laneItem) bool {

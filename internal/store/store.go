@@ -62,27 +62,6 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// Key helpers: the one place the key layout is spelled out.
-func tenantPK(tid string) string   { return "TENANT#" + tid }
-func userSK(uid string) string     { return "USER#" + uid }
-func siteSK(sid string) string     { return "SITE#" + sid }
-func signupPK(sub string) string   { return "SIGNUP#" + sub }
-func subGSI(uid string) string     { return "SUB#" + uid }
-func emailGSI(email string) string { return "EMAIL#" + email }
-
-const (
-	orgSK          = "ORG"
-	signupSK       = "SIGNUP"
-	signupsPending = "SIGNUP#PENDING"
-)
-
-func key(pk, sk string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{
-		"pk": &ddbtypes.AttributeValueMemberS{Value: pk},
-		"sk": &ddbtypes.AttributeValueMemberS{Value: sk},
-	}
-}
-
 func s(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
 
 func n(v int64) ddbtypes.AttributeValue {

@@ -135,13 +135,13 @@ func (st *Store) Members(ctx context.Context, tenantID string) (users []tenant.U
 			sk, _ := item["sk"].(*ddbtypes.AttributeValueMemberS)
 			switch {
 			case sk == nil:
-			case strings.HasPrefix(sk.Value, "USER#"):
+			case strings.HasPrefix(sk.Value, userPrefix):
 				var it userItem
 				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 					return nil, nil, err
 				}
 				users = append(users, it.user())
-			case strings.HasPrefix(sk.Value, "SITE#"):
+			case strings.HasPrefix(sk.Value, sitePrefix):
 				var it siteItem
 				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 					return nil, nil, err

@@ -34,9 +34,6 @@ func VaultShard(itemID string) int {
 	return int(h.Sum32() % VaultShards)
 }
 
-func vaultPK(tenantID string, shard int) string { return fmt.Sprintf("VAULT#%s#%02d", tenantID, shard) }
-func vaultSK(itemID string) string              { return "ITEM#" + itemID }
-
 // VaultItem is one password of an organization's vault. Its fields are ciphertext
 // made in the browser under the org key; this service never reads them.
 type VaultItem struct {
@@ -55,7 +52,7 @@ func (st *Store) PutVaultItems(ctx context.Context, items []VaultItem) (err erro
 		if it.TenantID == "" || it.ID == "" {
 			return apperr.New(apperr.Invalid, "", "vault item without tenant or id")
 		}
-		av := key(vaultPK(it.TenantID, VaultShard(it.ID)), vaultSK(it.ID))
+		av := VaultItemKey(it.TenantID, it.ID)
 		av["kind"] = s("vault")
 		av["tenantId"] = s(it.TenantID)
 		av["itemId"] = s(it.ID)
@@ -77,7 +74,7 @@ func (st *Store) CountVaultItems(ctx context.Context, tenantID string) (_ int, e
 		wg.Go(func() {
 			counts[shard], errs[shard] = st.countQuery(ctx, &dynamodb.QueryInput{
 				KeyConditionExpression:    aws.String("pk = :p"),
-				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(vaultPK(tenantID, shard))},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(VaultPK(tenantID, shard))},
 				ConsistentRead:            aws.Bool(true),
 			})
 		})

@@ -45,6 +45,9 @@ import (
 type Options struct {
 	// Root is the repository root (template.yaml, bin/, node_modules).
 	Root string
+	// BinDir holds the functions' bootstraps, <BinDir>/<function>/bootstrap, as
+	// `make build BIN=<BinDir>` writes them. Empty: Root/bin (`make build`).
+	BinDir string
 	// APIPort and LambdaPort: 0 picks a free port (make run uses 3000 and
 	// 3001, as sam local does).
 	APIPort, LambdaPort int
@@ -147,10 +150,16 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	build := "make build"
+	if opts.BinDir == "" {
+		opts.BinDir = filepath.Join(opts.Root, "bin")
+	} else {
+		build = "make build BIN=" + opts.BinDir
+	}
 	var missing []error
 	for _, fn := range fns {
-		if _, err := os.Stat(bootstrapPath(opts.Root, fn)); err != nil {
-			missing = append(missing, fmt.Errorf("%s not found: run `make build` first", bootstrapPath(opts.Root, fn)))
+		if _, err := os.Stat(bootstrapPath(opts.BinDir, fn)); err != nil {
+			missing = append(missing, fmt.Errorf("%s not found: run `%s` first", bootstrapPath(opts.BinDir, fn), build))
 		}
 	}
 	if len(missing) > 0 {
@@ -274,7 +283,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.FunctionEnv[fn.LogicalID] = env
 		f, err := lambdarun.Start(lambdarun.Config{
 			Name:      fn.LogicalID,
-			Bootstrap: bootstrapPath(opts.Root, fn),
+			Bootstrap: bootstrapPath(opts.BinDir, fn),
 			Env:       append(s.functionBaseEnv(), env...),
 			MemoryMB:  fn.MemorySize,
 			Timeout:   time.Duration(fn.Timeout) * time.Second,
@@ -437,8 +446,8 @@ func (s *Stack) Stop() error {
 	return s.stopErr
 }
 
-func bootstrapPath(root string, fn samtemplate.Function) string {
-	return filepath.Join(root, "bin", filepath.Base(fn.SourceDir()), "bootstrap")
+func bootstrapPath(binDir string, fn samtemplate.Function) string {
+	return filepath.Join(binDir, filepath.Base(fn.SourceDir()), "bootstrap")
 }
 
 func listen(port int, what string) (net.Listener, error) {

@@ -49,7 +49,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	code := testenv.Main(m)
+	code := testenv.Main(m, noLeakAnywhere)
 	if path := os.Getenv("ORGKEY_ADVERSARIAL_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(figures.markdown(code == 0)), 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "adversarial: writing the report: %v\n", err)
@@ -394,14 +394,14 @@ func (r *rig) assertOnly(t *testing.T, before snapshot, want effects) {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(k, "AUDIT#") && !inBefore:
+		case store.IsAuditKey(k) && !inBefore:
 			var rec store.AuditRecord
 			json.Unmarshal([]byte(a), &rec)
 			if rec.Outcome == "ok" || rec.Outcome == "shown" {
 				t.Errorf("a refusal was audited as a success: %s", a)
 			}
 			audits = append(audits, rec.Detail["reason"])
-		case strings.HasPrefix(k, "RATE#"+want.rate+"#") && want.rate != "" && inAfter:
+		case strings.HasPrefix(k, store.RateFlowPrefix(want.rate)) && want.rate != "" && inAfter:
 			rates++
 			if got, was := countOf(a), countOf(b); got != was+1 {
 				t.Errorf("rate counter %s went from %d to %d", k, was, got)
@@ -535,7 +535,7 @@ func (b *syncBuffer) String() string {
 }
 
 // capture holds everything the run logged, answered and mailed, and every secret it
-// saw, for the leak check (zz_leaks_test.go).
+// saw, for the leak check (leaks_test.go, run by TestMain).
 var capture = newCapture()
 
 type captured struct {
@@ -615,9 +615,4 @@ func (c *captured) tableScanned(t *testing.T, snap snapshot) {
 			}
 		}
 	}
-}
-
-func testenvMails(t *testing.T) ([]emulators.Email, error) {
-	t.Helper()
-	return testenv.Get(t).Emails(t.Context())
 }

@@ -293,8 +293,7 @@ func TestHostileClaim(t *testing.T) {
 	orgGone := direct("org_gone0000000000000000000", w.pro.ID, 1, time.Now().Add(time.Hour))
 	resetting := direct(w.b.ID, w.bPro.ID, 1, time.Now().Add(time.Hour))
 	if _, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.table, Key: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: "TENANT#" + w.b.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "ORG"}},
+		TableName: &r.table, Key: store.OrgItemKey(w.b.ID),
 		UpdateExpression:          aws.String("SET #s = :r"),
 		ExpressionAttributeNames:  map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":r": &ddbtypes.AttributeValueMemberS{Value: string(tenant.Resetting)}},
@@ -342,7 +341,7 @@ func TestHostileClaim(t *testing.T) {
 		malformed("the stored hash instead", mustParseClaim(t, live).Hash()),
 		malformed("a JWT instead", jwt),
 		malformed("the org key instead", w.aKey.Reveal()),
-		malformed("a table key", "CLAIM#"+mustParseClaim(t, live).Hash()),
+		malformed("a table key", store.ClaimPK(mustParseClaim(t, live).Hash())),
 		malformed("fullwidth characters", "ｏｋｃ１＿"+strings.TrimPrefix(live, orgkey.ClaimPrefix)),
 		malformed("upper-cased", strings.ToUpper(live)),
 		gone("one character changed", alter(live, 12), sendkey.ReasonClaimUnknown),

@@ -34,8 +34,9 @@ import (
 // shared is the stack every test but the lifecycle test uses.
 var shared *stackProc
 
-// binary is the built orgkey-local.
-var binary string
+// binary is the built orgkey-local; binDir holds the functions' bootstraps (a
+// temporary directory: tests never write into the repository's bin/).
+var binary, binDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(mainExit(m))
@@ -72,10 +73,11 @@ func mainExit(m *testing.M) int {
 	return code
 }
 
-// build runs `make build` (the functions' bootstraps, as make run uses them)
-// and builds orgkey-local.
+// build runs `make build` into dir/bin (the functions' bootstraps, as make run
+// uses them) and builds orgkey-local into dir.
 func build(root, dir string) (string, error) {
-	cmd := exec.Command("make", "--no-print-directory", "build")
+	binDir = filepath.Join(dir, "bin")
+	cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+binDir)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make build: %v\n%s", err, out)
@@ -107,7 +109,7 @@ func startStack(root, dir string) (*stackProc, error) {
 		return nil, err
 	}
 	state := filepath.Join(sdir, "state.json")
-	cmd := exec.Command(binary, "-demo=false", "-root", root, "-state-file", state, "-log-dir", filepath.Join(sdir, "logs"),
+	cmd := exec.Command(binary, "-demo=false", "-root", root, "-bin-dir", binDir, "-state-file", state, "-log-dir", filepath.Join(sdir, "logs"),
 		"-api-port=0", "-lambda-port=0", "-cognito-port=0", "-dynamodb-port=0", "-ses-port=0", "-kms-port=0")
 	cmd.Dir = root
 	p := &stackProc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}

@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -72,10 +75,48 @@ func (e *Env) Scan(tb testing.TB, table string) []map[string]ddbtypes.AttributeV
 // without its dashes, or when logs is empty (nothing was captured to check).
 func AssertKeyNotLogged(tb testing.TB, logs string, key orgkey.Key) {
 	tb.Helper()
+	if err := keyLogged(logs, key); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func keyLogged(logs string, key orgkey.Key) error {
 	if logs == "" {
-		tb.Fatal("no log lines captured")
+		return errors.New("no log lines captured")
 	}
 	if strings.Contains(logs, key.Reveal()) || strings.Contains(logs, strings.ReplaceAll(key.Reveal(), "-", "")) {
-		tb.Fatal("an org key appears in a log line")
+		return errors.New("an org key appears in a log line")
+	}
+	return nil
+}
+
+// MailedKeysNotLogged is a Check: no org key that a mail of the run carries appears
+// in logs (a package-wide sink). In a full run it fails when no mail carried a key,
+// since it would then have checked nothing.
+func MailedKeysNotLogged(logs *LogBuffer) Check {
+	return func(e *Env) error {
+		all, err := e.Emails(context.Background())
+		if err != nil {
+			return fmt.Errorf("leak scan: %w", err)
+		}
+		text := logs.String()
+		checked := 0
+		for _, m := range all {
+			if !strings.Contains(m.Text, orgkey.Prefix+"-") {
+				continue
+			}
+			k, ok := orgkey.Find(m.Text)
+			if !ok {
+				return fmt.Errorf("leak scan: no well-formed org key in mail %q", m.Subject)
+			}
+			if err := keyLogged(text, k); err != nil {
+				return fmt.Errorf("leak scan: %w", err)
+			}
+			checked++
+		}
+		if checked == 0 && FullRun() {
+			return errors.New("leak scan: no mail with a key was seen; the check checked nothing")
+		}
+		return nil
 	}
 }

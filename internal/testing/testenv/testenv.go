@@ -1,29 +1,36 @@
-// Package testenv is the integration-test harness: it starts the real local
-// emulators (DynamoDB Local, aws-ses-v2-local, moto's KMS) once per test
-// binary, points the process's AWS SDK environment at them, and provisions a
-// table from template.yaml and a KMS key.
+// Package testenv is the integration-test harness: the first test of a binary
+// that asks for the environment starts the real local emulators (DynamoDB
+// Local, aws-ses-v2-local, moto's KMS), points the process's AWS SDK
+// environment at them, and provisions a table from template.yaml and a KMS
+// key; the rest of the binary shares them. A binary whose tests never ask
+// (the pure-logic tests, e.g. `go test -run TestCheckSend ./internal/sendkey/`)
+// starts nothing and needs neither Java nor node_modules.
 //
-// Use it from TestMain:
+// A package with integration tests stops the emulators from TestMain, and runs
+// there what must see every test's output (the leak scans):
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m, scanLogs)) }
 //
 // and in tests:
 //
 //	env := testenv.Get(t)
 //	store := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 //
-// A missing emulator fails the test binary with the command that installs
-// it; integration tests are never skipped.
+// A missing emulator fails the test that asked, with the command that
+// installs it; integration tests are never skipped.
 package testenv
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,31 +54,61 @@ type Env struct {
 	AWSConfig aws.Config
 }
 
-// current is set once by Main before any test runs and cleared after.
-var current *Env
+// The environment starts at most once per test binary, on the first Get.
+var (
+	running bool // Main is running the tests
+	once    sync.Once
+	current *Env
+	stop    func() error
+	failed  error // why the start failed; every later Get fails with it too
+)
 
-// Main starts and provisions the emulators, runs the tests, stops the
-// emulators and returns the exit code for os.Exit. If the emulators cannot
-// start, it prints why (with the install command) and returns 1.
-func Main(m *testing.M) int {
-	if !flag.Parsed() {
-		flag.Parse() // for testing.Verbose and -test.short
-	}
-	env, stop, err := start(context.Background())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
-		return 1
-	}
-	current = env
+// A Check runs after every test of the binary, when the emulators were
+// started (a test used them), with the environment still up; an error fails
+// the binary. The leak scans are checks: they must see every test's logs and
+// mails, whatever order the tests ran in.
+type Check func(*Env) error
+
+// Main runs the tests, then, if a test started the emulators, runs the
+// checks and stops the emulators, and returns the exit code for os.Exit.
+func Main(m *testing.M, checks ...Check) int {
+	running = true
 	code := m.Run()
-	current = nil
-	if err := stop(); err != nil {
+	running = false
+	// A Get after this point (none should come) must not start anything.
+	once.Do(func() { failed = errors.New("testenv: the tests have ended") })
+	if current == nil {
+		return code
+	}
+	fail := func(err error) {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
-		if code == 0 {
-			code = 1
+		code = 1
+	}
+	for _, check := range checks {
+		if err := check(current); err != nil {
+			fail(err)
 		}
 	}
+	current = nil
+	if err := stop(); err != nil {
+		fail(err)
+	}
 	return code
+}
+
+// Started reports whether a test of this binary started the emulators.
+func Started() bool { return current != nil }
+
+// FullRun reports whether every test of the binary ran: neither -test.run nor
+// -test.skip narrowed them. A check that demands something was captured
+// demands it only then.
+func FullRun() bool {
+	for _, name := range []string{"test.run", "test.skip"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func start(ctx context.Context) (_ *Env, stop func() error, err error) {
@@ -107,12 +144,23 @@ func start(ctx context.Context) (_ *Env, stop func() error, err error) {
 	return &Env{Stack: stack, TableName: table, KMSKeyID: keyID, AWSConfig: cfg}, stack.Stop, nil
 }
 
-// Get returns the shared environment. It fails the test if the package's
-// TestMain does not call Main.
+// Get returns the shared environment, starting and provisioning the emulators
+// on the first call. It fails the test if they cannot start (naming the
+// install command of what is missing), and if the package's TestMain does not
+// call Main (which stops them).
 func Get(tb testing.TB) *Env {
 	tb.Helper()
-	if current == nil {
-		tb.Fatal("testenv: not started: add `func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }` to the package")
+	if !running {
+		tb.Fatal("testenv: no TestMain stops the emulators: add `func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }` to the package")
+	}
+	once.Do(func() {
+		if !flag.Parsed() {
+			flag.Parse() // for testing.Verbose
+		}
+		current, stop, failed = start(context.Background())
+	})
+	if failed != nil {
+		tb.Fatalf("testenv: %v", failed)
 	}
 	return current
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	sestypes "github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+
+	"github.com/mspvault/orgkey/internal/store"
 )
 
 // Target is what the calls are made on: a table holding the organization OrgID (its
@@ -72,15 +74,12 @@ func (p *Prober) Prepare(ctx context.Context) error {
 }
 
 // RoundTrips makes each of ops once, one after the other. Writes go to items of
-// their own (PROBE#<caller>#...), so that concurrent callers never conflict.
+// their own (store.ProbeKey), so that concurrent callers never conflict.
 func (p *Prober) RoundTrips(ctx context.Context, caller string, ops []string) error {
 	table := &p.t.Table
 	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
-	key := func(pk, sk string) map[string]ddbtypes.AttributeValue {
-		return map[string]ddbtypes.AttributeValue{"pk": s(pk), "sk": s(sk)}
-	}
-	org := key("TENANT#"+p.t.OrgID, "ORG")
-	mine := "PROBE#" + caller + "#" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	org := store.OrgItemKey(p.t.OrgID)
+	mine := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for _, op := range ops {
 		var err error
 		switch op {
@@ -88,19 +87,19 @@ func (p *Prober) RoundTrips(ctx context.Context, caller string, ops []string) er
 			_, err = p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: org, ConsistentRead: aws.Bool(true)})
 		case "DynamoDB.BatchGetItem": // a user and the organization, as httpapi.ResolveCaller reads them
 			_, err = p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{p.t.Table: {
-				Keys: []map[string]ddbtypes.AttributeValue{org, key("TENANT#"+p.t.OrgID, "USER#probe")}, ConsistentRead: aws.Bool(true)}}})
+				Keys: []map[string]ddbtypes.AttributeValue{org, store.UserItemKey(p.t.OrgID, "probe")}, ConsistentRead: aws.Bool(true)}}})
 		case "DynamoDB.Query":
 			_, err = p.db.Query(ctx, &dynamodb.QueryInput{TableName: table, KeyConditionExpression: aws.String("pk = :p"),
-				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s("TENANT#" + p.t.OrgID)}})
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": s(store.TenantPK(p.t.OrgID))}})
 		case "DynamoDB.PutItem":
-			_, err = p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: key(mine, "PROBE")})
+			_, err = p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: store.ProbeKey(caller, mine)})
 		case "DynamoDB.UpdateItem":
-			_, err = p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: table, Key: key("PROBE#"+caller, "PROBE"),
+			_, err = p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: table, Key: store.ProbeKey(caller, ""),
 				UpdateExpression: aws.String("ADD n :one"), ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":one": &ddbtypes.AttributeValueMemberN{Value: "1"}}})
 		case "DynamoDB.TransactWriteItems":
 			_, err = p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
-				{Put: &ddbtypes.Put{TableName: table, Item: key(mine+"#a", "PROBE")}}, {Put: &ddbtypes.Put{TableName: table, Item: key(mine+"#b", "PROBE")}},
-				{Put: &ddbtypes.Put{TableName: table, Item: key(mine+"#c", "PROBE")}}}})
+				{Put: &ddbtypes.Put{TableName: table, Item: store.ProbeKey(caller, mine+"#a")}}, {Put: &ddbtypes.Put{TableName: table, Item: store.ProbeKey(caller, mine+"#b")}},
+				{Put: &ddbtypes.Put{TableName: table, Item: store.ProbeKey(caller, mine+"#c")}}}})
 		case "KMS.Decrypt":
 			_, err = p.kms.Decrypt(ctx, &kms.DecryptInput{KeyId: &p.t.KMSKeyID, CiphertextBlob: p.blob, EncryptionContext: probeContext})
 		case "KMS.Encrypt":
