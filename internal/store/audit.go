@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -56,25 +55,26 @@ const maxUserAgent = 512
 // PutAudit appends an audit record for r.TenantID at the given time; records sort by
 // time.
 func (st *Store) PutAudit(ctx context.Context, r AuditRecord, now time.Time) (err error) {
-	at := formatTime(now)
 	defer apperr.Wrap(&err, "store.PutAudit(%q, %q)", r.TenantID, r.Action)
-	id, err := tenant.NewID(rand.Reader, "")
+	it, err := newAuditItem(r, now)
 	if err != nil {
 		return err
+	}
+	return st.put(ctx, it)
+}
+
+// newAuditItem is the item of record r at now, under an id of its own so that two
+// records of the same instant never collide.
+func newAuditItem(r AuditRecord, now time.Time) (auditItem, error) {
+	id, err := tenant.NewID(rand.Reader, "")
+	if err != nil {
+		return auditItem{}, err
 	}
 	if len(r.UserAgent) > maxUserAgent {
 		r.UserAgent = r.UserAgent[:maxUserAgent]
 	}
-	r.At = at
-	av, err := attributevalue.MarshalMap(auditItem{PK: auditPK(r.TenantID), SK: auditSK(at, id), Kind: "audit", AuditRecord: r})
-	if err != nil {
-		return err
-	}
-	_, err = st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.Table, Item: av})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	r.At = formatTime(now)
+	return auditItem{PK: auditPK(r.TenantID), SK: auditSK(r.At, id), Kind: "audit", AuditRecord: r}, nil
 }
 
 // Audit returns a tenant's audit records, oldest first.

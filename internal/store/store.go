@@ -87,6 +87,18 @@ func (st *Store) getItem(ctx context.Context, pk, sk string, out any) error {
 	return nil
 }
 
+// put writes item (a struct with dynamodbav tags), replacing any item of its key.
+func (st *Store) put(ctx context.Context, item any) error {
+	av, err := attributevalue.MarshalMap(item)
+	if err != nil {
+		return err
+	}
+	if _, err := st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.Table, Item: av}); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // unavailable classifies a DynamoDB error: conditional failures are conflicts,
 // everything else means the table could not be reached or refused the call.
 func unavailable(err error) error {

@@ -26,15 +26,7 @@ type siteItem struct {
 // administration UI is out of scope; seeding and tests use this.
 func (st *Store) PutUser(ctx context.Context, u tenant.User) (err error) {
 	defer apperr.Wrap(&err, "store.PutUser(%q, %q)", u.TenantID, u.ID)
-	av, err := attributevalue.MarshalMap(toUserItem(u))
-	if err != nil {
-		return err
-	}
-	_, err = st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.Table, Item: av})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return st.put(ctx, toUserItem(u))
 }
 
 // DeleteUser removes a user.
@@ -50,15 +42,7 @@ func (st *Store) DeleteUser(ctx context.Context, tenantID, userID string) (err e
 // PutSite creates or replaces a site.
 func (st *Store) PutSite(ctx context.Context, s tenant.Site) (err error) {
 	defer apperr.Wrap(&err, "store.PutSite(%q, %q)", s.TenantID, s.ID)
-	av, err := attributevalue.MarshalMap(siteItem{PK: tenantPK(s.TenantID), SK: siteSK(s.ID), Kind: "site", ID: s.ID, TenantID: s.TenantID, Name: s.Name})
-	if err != nil {
-		return err
-	}
-	_, err = st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.Table, Item: av})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return st.put(ctx, siteItem{PK: tenantPK(s.TenantID), SK: siteSK(s.ID), Kind: "site", ID: s.ID, TenantID: s.TenantID, Name: s.Name})
 }
 
 // TenantOfUser finds the organization a Cognito sub belongs to (gsi1, eventually
