@@ -208,6 +208,19 @@ func Claims(req Request) map[string]string {
 	return req.RequestContext.Authorizer.JWT.Claims
 }
 
+// AccessTokenOnly refuses claims of anything but a Cognito access token. The
+// authorizer already requires an access token's scope; this is the second layer,
+// against an authorizer configured without it. An ID token carries the same sub and
+// passes a JWT authorizer's signature, issuer and audience checks (its aud is the
+// app client), but it is meant for the browser, is not revoked by a global sign-out
+// and may be handed to third parties: it must not open the key.
+func AccessTokenOnly(claims map[string]string) error {
+	if claims["token_use"] != "access" {
+		return apperr.New(apperr.Unauthorized, "access_token_required", "the API takes Cognito access tokens only")
+	}
+	return nil
+}
+
 // AuthTime is the token's auth_time claim: when the user last signed in.
 func AuthTime(req Request) (time.Time, bool) {
 	v := Claims(req)["auth_time"]
@@ -243,9 +256,13 @@ type Caller struct {
 // who was deleted after the token was issued is refused at once. While the
 // organization is being reset, key flows answer conflict.
 func ResolveCaller(ctx context.Context, dir Directory, req Request) (Caller, error) {
-	sub := Claims(req)["sub"]
+	claims := Claims(req)
+	sub := claims["sub"]
 	if sub == "" || len(sub) > 128 {
 		return Caller{}, apperr.New(apperr.Unauthorized, "missing_identity", "the request carries no signed-in user")
+	}
+	if err := AccessTokenOnly(claims); err != nil {
+		return Caller{}, err
 	}
 	tid, err := dir.TenantOfUser(ctx, sub)
 	if apperr.CodeOf(err) == apperr.NotFound {

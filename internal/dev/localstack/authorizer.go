@@ -203,3 +203,25 @@ func claimString(v any) string {
 		return string(b)
 	}
 }
+
+// checkScopes is API Gateway's scope check of a JWT authorizer: with
+// AuthorizationScopes on the route, the token's scope claim (space-separated;
+// scp too) must hold at least one of them. Cognito's ID tokens carry no scope,
+// so a route that asks for aws.cognito.signin.user.admin takes access tokens
+// only.
+func checkScopes(claims map[string]string, want []string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	var have []string
+	for _, c := range []string{"scope", "scp"} {
+		v := strings.Trim(claims[c], "[]") // an array claim arrives as "[a b]"
+		have = append(have, strings.Fields(v)...)
+	}
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the token has none of the route's scopes %v", errUnauthorized, want)
+}

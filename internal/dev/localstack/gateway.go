@@ -34,6 +34,9 @@ type Route struct {
 	Path     string // /org-key/send; {name} segments are path parameters
 	Function string // logical id
 	Auth     *Authorizer
+	// Scopes: a token must carry one of them in its scope claim (the route's
+	// AuthorizationScopes, as API Gateway checks them); none means any token.
+	Scopes []string
 }
 
 // Key is the route key API Gateway puts in the event.
@@ -63,6 +66,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var claims map[string]string
 	if route.Auth != nil {
 		c, err := route.Auth.Authorize(r.Context(), r.Header.Get("Authorization"))
+		if err == nil {
+			err = checkScopes(c, route.Scopes)
+		}
 		if err != nil {
 			g.log().Info("authorizer refused", "route", route.Key(), "error", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)

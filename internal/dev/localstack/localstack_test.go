@@ -97,6 +97,31 @@ func TestTemplate(t *testing.T) {
 	}
 }
 
+// The scope check is what keeps Cognito's ID tokens (no scope claim) off the API.
+func TestCheckScopes(t *testing.T) {
+	want := []string{"aws.cognito.signin.user.admin"}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]string
+		ok     bool
+	}{
+		{"access token", map[string]string{"scope": "aws.cognito.signin.user.admin", "token_use": "access"}, true},
+		{"several scopes", map[string]string{"scope": "openid aws.cognito.signin.user.admin email"}, true},
+		{"scp array", map[string]string{"scp": "[email aws.cognito.signin.user.admin]"}, true},
+		{"ID token", map[string]string{"token_use": "id", "aud": "client1"}, false},
+		{"another scope", map[string]string{"scope": "openid email"}, false},
+		{"scope as a prefix", map[string]string{"scope": "aws.cognito.signin.user.admin.extra"}, false},
+		{"empty scope", map[string]string{"scope": ""}, false},
+	} {
+		if err := checkScopes(tc.claims, want); (err == nil) != tc.ok {
+			t.Errorf("%s: checkScopes = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	if err := checkScopes(map[string]string{}, nil); err != nil {
+		t.Errorf("a route without scopes refused a token: %v", err)
+	}
+}
+
 func TestAuthorizer(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -307,7 +307,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			if ev.Route == nil {
 				continue
 			}
-			rt := Route{Method: ev.Route.Method, Path: ev.Route.Path, Function: fn.LogicalID}
+			rt := Route{Method: ev.Route.Method, Path: ev.Route.Path, Function: fn.LogicalID, Scopes: ev.Route.Scopes}
 			s.Routes[rt.Key()] = "NONE"
 			if a := ev.Route.Auth; a != nil {
 				if auths[a.Name] == nil {

@@ -54,6 +54,9 @@ type Route struct {
 	// API's DefaultAuthorizer); nil when the route is open (Authorizer: NONE,
 	// or no authorizer at all).
 	Auth *Authorizer
+	// Scopes are the scopes a token needs on this route: the event's
+	// Auth.AuthorizationScopes, or else its authorizer's.
+	Scopes []string
 }
 
 // Open reports whether the route needs no authorization.
@@ -66,6 +69,10 @@ type Authorizer struct {
 	IdentitySource string
 	Issuer         Value   // JWT only
 	Audience       []Value // JWT only
+	// Scopes are the authorizer's AuthorizationScopes: a token must carry one of
+	// them (in its scope claim) to pass. A route's own AuthorizationScopes replace
+	// them (Route.Scopes).
+	Scopes []string
 }
 
 // Statement is one IAM policy statement. Resources and condition values
@@ -259,9 +266,17 @@ func (t *Template) route(props map[string]any) (*Route, error) {
 	apiAuth, _ := lookup(apiProps, "Auth").(map[string]any)
 
 	name := scalarString(apiAuth["DefaultAuthorizer"])
+	var routeScopes []string
+	hasRouteScopes := false
 	if auth, ok := props["Auth"].(map[string]any); ok {
 		if a, ok := auth["Authorizer"]; ok {
 			name = scalarString(a)
+		}
+		if sc, ok := auth["AuthorizationScopes"]; ok {
+			hasRouteScopes = true
+			for _, x := range asList(sc) {
+				routeScopes = append(routeScopes, scalarString(x))
+			}
 		}
 	}
 	if name == "" || name == "NONE" {
@@ -287,7 +302,14 @@ func (t *Template) route(props map[string]any) (*Route, error) {
 			a.Audience = append(a.Audience, valueOf(aud))
 		}
 	}
+	for _, x := range asList(def["AuthorizationScopes"]) {
+		a.Scopes = append(a.Scopes, scalarString(x))
+	}
 	r.Auth = a
+	r.Scopes = a.Scopes
+	if hasRouteScopes {
+		r.Scopes = routeScopes
+	}
 	return r, nil
 }
 

@@ -364,6 +364,10 @@ func TestUserPool(t *testing.T) {
 	}
 }
 
+// accessTokenScope is in every Cognito access token of a user-pool sign-in, and in
+// no ID token.
+const accessTokenScope = "aws.cognito.signin.user.admin"
+
 func TestHttpAPI(t *testing.T) {
 	tpl := repoTemplate(t)
 	api, err := tpl.resource("HttpApi", "AWS::Serverless::HttpApi")
@@ -403,6 +407,10 @@ func TestHttpAPI(t *testing.T) {
 				t.Errorf("%s %s: open route not listed in publicRoutes", f.LogicalID, name)
 			case !r.Open() && r.Auth.Name != "CognitoJwt":
 				t.Errorf("%s %s: authorizer %s, want CognitoJwt", f.LogicalID, name, r.Auth.Name)
+			case !r.Open() && !slices.Equal(r.Scopes, []string{accessTokenScope}):
+				// Without a scope, Cognito's ID token (aud = the app client) passes
+				// the authorizer.
+				t.Errorf("%s %s: scopes %v, want [%s] (access tokens only)", f.LogicalID, name, r.Scopes, accessTokenScope)
 			}
 		}
 	}

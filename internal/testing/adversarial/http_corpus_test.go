@@ -93,6 +93,37 @@ func hostileBodies() []struct{ name, body, reason string } {
 	}
 }
 
+// tokenUseCases are requests whose claims are not an access token's: an ID token
+// as API Gateway would pass it on if its authorizer took one (aud is the app
+// client, no scope, no client_id), and token_use variants of a forged access token.
+// Every authenticated route answers them 401 access_token_required, before it reads
+// anything.
+func tokenUseCases(t *testing.T, mk func(t testing.TB, sub, body string) httpapi.Request, sub, body string) []httpCase {
+	t.Helper()
+	variant := func(name string, edit func(c map[string]string)) httpCase {
+		req := mk(t, sub, body)
+		edit(req.RequestContext.Authorizer.JWT.Claims)
+		return httpCase{"token: " + name, req, 401, "access_token_required", effects{}}
+	}
+	set := func(v string) func(c map[string]string) { return func(c map[string]string) { c["token_use"] = v } }
+	return []httpCase{
+		variant("an ID token", func(c map[string]string) {
+			c["token_use"], c["aud"], c["email"], c["cognito:username"] = "id", c["client_id"], "x@example.test", sub
+			delete(c, "client_id")
+			delete(c, "scope")
+		}),
+		variant("an ID token that kept the access scope", func(c map[string]string) { c["token_use"] = "id" }),
+		variant("token_use missing", func(c map[string]string) { delete(c, "token_use") }),
+		variant("token_use empty", set("")),
+		variant("token_use Access", set("Access")),
+		variant("token_use ACCESS", set("ACCESS")),
+		variant("token_use with a trailing space", set("access ")),
+		variant("token_use with a NUL", set("access\x00")),
+		variant("token_use refresh", set("refresh")),
+		variant("token_use a list", set("[access id]")),
+	}
+}
+
 func TestHostileSend(t *testing.T) {
 	r := newRig(t)
 	w := r.newWorld(t)
@@ -154,6 +185,7 @@ func TestHostileSend(t *testing.T) {
 		httpCase{"other tenant's admin, another app's token", wrongAudience, 404, sendkey.ReasonUserNotFound, effects{audits: []string{sendkey.ReasonUserNotFound}, rate: sendkey.FlowSend}},
 		httpCase{"other tenant's admin, expired token, target by email", expired, 404, sendkey.ReasonUserNotFound, effects{audits: []string{sendkey.ReasonUserNotFound}, rate: sendkey.FlowSend}},
 	)
+	cases = append(cases, tokenUseCases(t, sendEvent, admin, target(w.pro))...)
 	r.runHTTP(t, sendkey.RouteSend, r.send.Handle, cases)
 }
 
@@ -199,6 +231,7 @@ func TestHostileRequest(t *testing.T) {
 		httpCase{"a user no admin can serve", requestEvent(t, orphan.ID, ""), 409, "no_admin_available",
 			effects{audits: []string{"no_admin_available"}, rate: sendkey.FlowRequest}},
 	)
+	cases = append(cases, tokenUseCases(t, requestEvent, w.pro.ID, "")...)
 	r.runHTTP(t, sendkey.RouteRequest, r.send.Handle, cases)
 }
 
@@ -246,6 +279,7 @@ func TestHostileReveal(t *testing.T) {
 		httpCase{"auth_time negative", auth(w.orgAdmin, "-5"), 401, stepUp, effects{}},
 		httpCase{"auth_time huge", auth(w.orgAdmin, "99999999999999999999"), 401, stepUp, effects{}},
 	)
+	cases = append(cases, tokenUseCases(t, revealEvent, w.orgAdmin.ID, "")...)
 	r.runHTTP(t, "POST /org-key/reveal", r.reveal.Handle, cases)
 }
 
@@ -321,6 +355,10 @@ func TestHostileClaim(t *testing.T) {
 	wrongPath := claimEvent(t, live, true)
 	wrongPath.RouteKey = "GET /org-key/claim/"
 	notFound := effects{}
+	// The claim route is public: its credential is the link. A bearer token, of
+	// whatever kind, opens nothing.
+	idTokenNoLink := claimEvent(t, "", false)
+	idTokenNoLink.Headers["authorization"] = "Bearer " + newJWT(w.pro.ID)
 	cases := []httpCase{
 		{"no token parameter", noToken, http.StatusGone, sendkey.ReasonClaimMalformed, effects{audits: []string{sendkey.ReasonClaimMalformed}}},
 		malformed("empty token", ""),
@@ -353,6 +391,7 @@ func TestHostileClaim(t *testing.T) {
 		gone("user deleted since", userGone, sendkey.ReasonClaimUserGone),
 		gone("organization gone", orgGone, sendkey.ReasonClaimOrgUnavailable),
 		gone("organization being reset", resetting, sendkey.ReasonClaimOrgUnavailable),
+		{"a bearer token and no link", idTokenNoLink, http.StatusGone, sendkey.ReasonClaimMalformed, effects{audits: []string{sendkey.ReasonClaimMalformed}}},
 		{"POST to the claim path", wrongMethod, http.StatusNotFound, "route_not_found", notFound},
 		{"claim path with a trailing slash", wrongPath, http.StatusNotFound, "route_not_found", notFound},
 	}

@@ -397,6 +397,12 @@ func TestHTTPAPIEdges(t *testing.T) {
 		"wrong issuer":        sign(t, sub, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"}),
 		"wrong client":        sign(t, sub, map[string]any{"client_id": "another-client"}),
 		"wrong audience":      sign(t, sub, map[string]any{"client_id": nil, "aud": "another-client", "token_use": "id"}),
+		// cognito-local's own ID token of this sign-in: the right issuer, the app
+		// client as its aud, a good signature; no access-token scope.
+		"the ID token of the sign-in": o.Admin.Tokens.ID,
+		"forged ID token, right aud":  sign(t, sub, map[string]any{"client_id": nil, "aud": shared.ep.ClientID, "token_use": "id", "scope": nil}),
+		"access token without scope":  sign(t, sub, map[string]any{"scope": nil}),
+		"access token, other scope":   sign(t, sub, map[string]any{"scope": "openid email"}),
 		"no expiry":           sign(t, sub, map[string]any{"exp": nil}),
 		"signed by stranger":  signWith(t, strangerKey(t), sub, nil),
 		"HS256 with the kid":  signHS256(t, sub),
@@ -408,6 +414,14 @@ func TestHTTPAPIEdges(t *testing.T) {
 			if r.StatusCode != http.StatusUnauthorized || string(r.Body) != `{"message":"Unauthorized"}` {
 				t.Errorf("%s on %s: %s %s", name, path, r.Status, r.Body)
 			}
+		}
+	}
+	// Past the authorizer's scope check, the function refuses anything but an
+	// access token on its own (token_use), as the second layer.
+	for _, path := range []string{"/org-key/reveal", "/org-key/send", "/org-key/request"} {
+		r := mustAPI(t, c, http.MethodPost, path, sign(t, sub, map[string]any{"token_use": "id"}), map[string]string{"email": "x@example.com"})
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(string(r.Body), "access_token_required") {
+			t.Errorf("token_use id with the access scope on %s: %s %s", path, r.Status, r.Body)
 		}
 	}
 	// A token the stack did not issue but signed with the pool's key and the
