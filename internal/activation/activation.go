@@ -17,13 +17,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
 
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
@@ -57,7 +56,11 @@ type Store interface {
 	ReleaseSignupMail(ctx context.Context, sub string) error
 	FinishSignup(ctx context.Context, sub string, now time.Time) error
 	UnfinishedSignups(ctx context.Context, cutoff time.Time, limit int) ([]tenant.Signup, error)
+	RefuseSignup(ctx context.Context, sub, reason string) error
+	EmailHolder(ctx context.Context, email string) (sub, tenantID string, found bool, err error)
 }
+
+var _ Store = (*store.Store)(nil)
 
 // KeyWrapper wraps a new key; KeyUnwrapper reads one back when the try that sends the
 // mail is not the one that made the key.
@@ -108,40 +111,11 @@ type Outcome struct {
 	MailSent   bool // this run sent the mail
 }
 
-// Limits on sign-up attributes (Cognito allows 2048 characters; an organization name
-// does not need them).
-const (
-	maxName   = 200
-	maxEmail  = 254
-	maxLocale = 35
-	maxSub    = 128
-)
-
-// validate checks a request before anything is written.
-func (r Request) validate() error {
-	switch {
-	case r.Sub == "" || len(r.Sub) > maxSub || !tenant.PlainText(r.Sub):
-		return apperr.New(apperr.Invalid, "missing_sub", "the user has no valid sub")
-	case r.Email == "":
-		return apperr.New(apperr.Invalid, "missing_email", "the user has no email address")
-	case len(r.Email) > maxEmail || !tenant.PlainEmail(r.Email):
-		return apperr.New(apperr.Invalid, "invalid_email", "the user's email address is not valid")
-	case strings.TrimSpace(r.Company) == "":
-		return apperr.New(apperr.Invalid, "missing_company_name", "the user has no company name")
-	case utf8.RuneCountInString(r.Company) > maxName || !tenant.PlainText(r.Company):
-		return apperr.New(apperr.Invalid, "invalid_company_name", "the company name is too long or has control characters")
-	case utf8.RuneCountInString(r.Name) > maxName || !tenant.PlainText(r.Name):
-		return apperr.New(apperr.Invalid, "invalid_name", "the user's name is too long or has control characters")
-	case len(r.Locale) > maxLocale || !tenant.PlainText(r.Locale):
-		return apperr.New(apperr.Invalid, "invalid_locale", "the user's locale is not valid")
-	}
-	return nil
-}
-
 // Activate runs the flow for one confirmed sign-up. Invalid input is refused before
 // anything is written. Any error leaves a state that a retry or the sweep finishes.
 func (s *Service) Activate(ctx context.Context, req Request) (Outcome, error) {
-	if err := req.validate(); err != nil {
+	req, err := req.checked(selfSignUp)
+	if err != nil {
 		return Outcome{}, err
 	}
 	tid, err := tenant.NewID(s.Random, "org_")
@@ -149,8 +123,8 @@ func (s *Service) Activate(ctx context.Context, req Request) (Outcome, error) {
 		return Outcome{}, err
 	}
 	su, err := s.Store.CreateSignup(ctx, tenant.Signup{
-		Sub: req.Sub, Email: req.Email, Name: strings.TrimSpace(req.Name),
-		Company: strings.TrimSpace(req.Company), Locale: req.Locale,
+		Sub: req.Sub, Email: req.Email, Name: req.Name,
+		Company: req.Company, Locale: req.Locale,
 		TenantID: tid, CreatedAt: s.Now(),
 	})
 	if err != nil {
@@ -162,13 +136,24 @@ func (s *Service) Activate(ctx context.Context, req Request) (Outcome, error) {
 // advance moves a recorded sign-up to done: organization, then mail.
 func (s *Service) advance(ctx context.Context, su tenant.Signup) (Outcome, error) {
 	out := Outcome{TenantID: su.TenantID}
-	if su.State == tenant.SignupDone {
+	switch su.State {
+	case tenant.SignupDone:
 		return out, nil
+	case tenant.SignupRefused:
+		return out, refuse("email_taken")
 	}
 	var key orgkey.Key // known only to the run that made it
 	if su.State == tenant.SignupPending {
 		k, err := s.createOrganization(ctx, su)
 		switch {
+		case apperr.ReasonOf(err) == store.ReasonIdentityTaken:
+			// Another sign-up of the same person (the same address in another case,
+			// or a race that PreSignUp could not see) holds the membership. This one
+			// never gets an organization; the sweep must not retry it.
+			if rerr := s.Store.RefuseSignup(ctx, su.Sub, "email_taken"); rerr != nil && apperr.CodeOf(rerr) != apperr.Conflict {
+				return out, rerr
+			}
+			return out, refuse("email_taken")
 		case apperr.CodeOf(err) == apperr.Conflict:
 			// A concurrent or earlier try created it; go on to the mail.
 		case err != nil:
@@ -256,6 +241,7 @@ type SweepResult struct {
 	Finished int `json:"finished"`
 	Skipped  int `json:"skipped"` // another try holds the mail lease; a later sweep retries
 	Failed   int `json:"failed"`
+	Refused  int `json:"refused"` // its email holds a membership already: it never gets an organization
 }
 
 // sweepBatch bounds one sweep; the next scheduled run takes the rest.
@@ -275,6 +261,12 @@ func (s *Service) CatchUp(ctx context.Context, log *slog.Logger) (SweepResult, e
 			break
 		}
 		out, err := s.advance(ctx, su)
+		if apperr.CodeOf(err) == apperr.Invalid {
+			res.Refused++
+			log.LogAttrs(ctx, slog.LevelWarn, "catch-up refused a sign-up", slog.String("user", su.Sub),
+				slog.String("reason", apperr.ReasonOf(err)))
+			continue
+		}
 		if err != nil {
 			res.Failed++
 			log.LogAttrs(ctx, slog.LevelError, "catch-up failed", slog.String("tenant", su.TenantID),

@@ -443,13 +443,20 @@ func TestBadEventsChangeNothing(t *testing.T) {
 		{name: "missing company name", mutate: attr("custom:company_name", "<delete>"), reason: "missing_company_name"},
 		{name: "blank company name", mutate: attr("custom:company_name", "   "), reason: "missing_company_name"},
 		{name: "company name with NUL", mutate: attr("custom:company_name", "Acme\x00Corp"), reason: "invalid_company_name"},
-		{name: "huge company name", mutate: attr("custom:company_name", strings.Repeat("x", 5000)), reason: "invalid_company_name"},
+		{name: "huge company name", mutate: attr("custom:company_name", strings.Repeat("x", 5000)), reason: "company_name_too_long"},
+		{name: "company name with a zero-width space", mutate: attr("custom:company_name", "Acme\u200b IT"), reason: "invalid_company_name"},
+		{name: "company name with a right-to-left override", mutate: attr("custom:company_name", "Acme \u202eTI"), reason: "invalid_company_name"},
+		{name: "missing name", mutate: attr("name", "<delete>"), reason: "missing_name"},
 		{name: "invalid UTF-8 name", mutate: attr("name", "Camille \xff"), reason: "invalid_name"},
 		{name: "control character in name", mutate: attr("name", "Camille\u0007"), reason: "invalid_name"},
-		{name: "invalid UTF-8 in raw JSON", raw: "{\"triggerSource\":\"PostConfirmation_ConfirmSignUp\",\"request\":{\"userAttributes\":{\"sub\":\"s-raw\",\"email\":\"raw@example.test\",\"custom:company_name\":\"Acme \xff\"}}}", reason: "invalid_company_name"},
+		{name: "invalid UTF-8 in raw JSON", raw: "{\"triggerSource\":\"PostConfirmation_ConfirmSignUp\",\"request\":{\"userAttributes\":{\"sub\":\"s-raw\",\"email\":\"raw@example.test\",\"custom:company_name\":\"Acme \xff\"}}}", reason: "invalid_utf8"},
 		{name: "missing sub", mutate: attr("sub", "<delete>"), reason: "missing_sub"},
 		{name: "unknown trigger", mutate: func(ev *events.CognitoEventUserPoolsPostConfirmation) { ev.TriggerSource = "PostConfirmation_Whatever" }},
-		{name: "pre sign-up trigger", mutate: func(ev *events.CognitoEventUserPoolsPostConfirmation) { ev.TriggerSource = "PreSignUp_SignUp" }},
+		{name: "external provider sign-up", mutate: func(ev *events.CognitoEventUserPoolsPostConfirmation) {
+			ev.TriggerSource = "PreSignUp_ExternalProvider"
+		}},
+		{name: "trigger source twice", raw: `{"triggerSource":"PostConfirmation_ConfirmForgotPassword","request":{"userAttributes":{"sub":"s-dup","email":"dup@example.test","name":"D","custom:company_name":"Dup"}},"triggerSource":"PostConfirmation_ConfirmSignUp"}`, reason: "duplicate"},
+		{name: "trigger source twice in another case", raw: `{"TriggerSource":"PostConfirmation_ConfirmSignUp","triggerSource":"PostConfirmation_ConfirmForgotPassword","request":{"userAttributes":{"sub":"s-dup2","email":"dup2@example.test","name":"D","custom:company_name":"Dup"}}}`, reason: "duplicate"},
 		{name: "not JSON", raw: `{"triggerSource": "PostConfirmation_ConfirmSignUp", `},
 		{name: "JSON array", raw: `[1,2,3]`},
 		{name: "JSON string", raw: `"hello"`},
@@ -521,6 +528,7 @@ func TestSampleEventsRoundTrip(t *testing.T) {
 		{"activation-email.json", &events.CognitoEventUserPoolsPostConfirmation{}},
 		{"activation-forgot-password.json", &events.CognitoEventUserPoolsPostConfirmation{}},
 		{"activation-catchup.json", &events.EventBridgeEvent{}},
+		{"activation-presignup.json", &events.CognitoEventUserPoolsPreSignup{}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			raw := readEvent(t, tc.file, tc.v)

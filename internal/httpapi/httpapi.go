@@ -17,12 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/strictjson"
 	"github.com/mspvault/orgkey/internal/tenant"
 )
 
@@ -121,16 +120,19 @@ func Decode(req Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return apperr.New(apperr.Invalid, "empty_body", "the body is empty")
 	}
-	// encoding/json would turn invalid UTF-8 into U+FFFD and hand the service a
-	// value the client never sent.
-	if !utf8.Valid(body) {
-		return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid UTF-8")
-	}
 	if ct := header(req, "content-type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return apperr.New(apperr.Invalid, "unsupported_media_type", "the body must be application/json")
 	}
-	if err := checkDuplicates(body); err != nil {
-		return err
+	// The strict reading every entry point shares: encoding/json alone would turn
+	// invalid UTF-8 into U+FFFD and keep the last of a repeated key.
+	switch err := strictjson.Check(body); strictjson.KindOf(err) {
+	case "":
+	case strictjson.InvalidUTF8:
+		return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid UTF-8")
+	case strictjson.Duplicate:
+		return apperr.New(apperr.Invalid, "duplicate_field", "the body repeats a field")
+	default:
+		return apperr.New(apperr.Invalid, "malformed_body", "the body must be one JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -144,51 +146,6 @@ func Decode(req Request, v any) error {
 		return apperr.New(apperr.Invalid, "malformed_body", "the body has data after the JSON object")
 	}
 	return nil
-}
-
-// checkDuplicates refuses an object with a repeated top-level key (encoding/json
-// would silently keep the last), and anything that is not one object. Keys compare
-// case-folded, as encoding/json matches them to fields: "userId" and "USERID" fill
-// the same field.
-func checkDuplicates(body []byte) error {
-	if !json.Valid(body) {
-		return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid JSON")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return apperr.New(apperr.Invalid, "malformed_body", "the body must be a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid JSON")
-		}
-		k := foldKey(t.(string))
-		if seen[k] {
-			return apperr.New(apperr.Invalid, "duplicate_field", "the body repeats a field")
-		}
-		seen[k] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return apperr.New(apperr.Invalid, "malformed_body", "the body is not valid JSON")
-		}
-	}
-	return nil
-}
-
-// foldKey maps every rune to the smallest of its simple case folds, so that keys
-// encoding/json treats as one field map to one string.
-func foldKey(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
-		}
-		b.WriteRune(least)
-	}
-	return b.String()
 }
 
 func header(req Request, name string) string {

@@ -24,6 +24,7 @@ import (
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/strictjson"
 )
 
 // Handler is the Lambda edge: support invokes it from the console ("Test") or with
@@ -157,6 +158,18 @@ func DecodeRequest(raw []byte) (Request, error) {
 	var req Request
 	if len(raw) > maxEvent {
 		return req, invalidInput("the event is larger than %d bytes", maxEvent)
+	}
+	// The strict reading every entry point shares (internal/strictjson): one
+	// object, valid UTF-8, no field twice at any depth in any case variant.
+	// strictObject then holds the names to their exact spelling.
+	switch err := strictjson.Check(raw); strictjson.KindOf(err) {
+	case "":
+	case strictjson.InvalidUTF8:
+		return req, invalidInput("the event is not valid UTF-8")
+	case strictjson.Duplicate:
+		return req, invalidInput("the event has the field %q twice", err.(*strictjson.Error).Field)
+	default:
+		return req, invalidInput("the event must be a JSON object with the fields %s", strings.Join(requestFields, ", "))
 	}
 	top, err := strictObject(raw, "the event", requestFields)
 	if err != nil {

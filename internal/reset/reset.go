@@ -191,11 +191,13 @@ func (r Request) validate() error {
 }
 
 // NameMatches is how confirmOrganizationName is compared with the organization's
-// name: exactly, case included, after trimming spaces at both ends. Typing the name
-// back is the agent's proof of which organization they are about to empty; a folded
+// name: exactly, case included, once both are in the form names are stored in
+// (tenant.NormalizeName: NFC, every Unicode space a plain one, runs of spaces as one,
+// trimmed), so that what the agent sees is what they can type. Typing the name back
+// is the agent's proof of which organization they are about to empty; a folded
 // comparison would accept a name read off the wrong screen just as well.
 func NameMatches(typed, name string) bool {
-	return strings.TrimSpace(typed) == strings.TrimSpace(name)
+	return tenant.NormalizeName(typed) == tenant.NormalizeName(name)
 }
 
 // Reset runs (or dry-runs, or resumes) a reset. Invalid requests are refused before

@@ -701,6 +701,11 @@ func TestNameMatches(t *testing.T) {
 		{"infogérance martin sarl", "Infogérance Martin SARL", false},
 		{"Infogerance Martin SARL", "Infogérance Martin SARL", false},
 		{"Infogérance  Martin SARL", "Infogérance Martin SARL", false},
+		// Normalised as names are stored: NFC, Unicode spaces as plain ones.
+		{"Infoge\u0301rance Martin SARL", "Infogérance Martin SARL", true},
+		{"Infogérance\u00a0Martin\u202fSARL", "Infogérance Martin SARL", true},
+		{"Infogérance Martin SARL", "Infoge\u0301rance Martin SARL", true},
+		{"Infogérance Martin SARL\u200b", "Infogérance Martin SARL", false},
 		{"", "Infogérance Martin SARL", false},
 	} {
 		if got := reset.NameMatches(tc.typed, tc.name); got != tc.want {

@@ -77,10 +77,12 @@ func (it userItem) user() tenant.User {
 	}
 }
 
-// CreateOrganization writes a new organization, its first admin and the sign-up's
-// progress in one transaction: all of it or nothing. It fails with conflict when the
-// organization already exists or the sign-up is no longer pending (a concurrent or
-// earlier try won).
+// CreateOrganization writes a new organization, its first admin, the admin's
+// uniqueness items and the sign-up's progress in one transaction: all of it or
+// nothing. It fails with conflict when the organization already exists or the
+// sign-up is no longer pending (a concurrent or earlier try won), and with conflict
+// ReasonIdentityTaken when only the admin's email or sub already holds a membership
+// (another sign-up of the same person won).
 func (st *Store) CreateOrganization(ctx context.Context, org tenant.Org, admin tenant.User, signupSub string) (err error) {
 	defer apperr.Wrap(&err, "store.CreateOrganization(tenant %q)", org.ID)
 	orgAV, err := attributevalue.MarshalMap(toOrgItem(org))
@@ -91,9 +93,16 @@ func (st *Store) CreateOrganization(ctx context.Context, org tenant.Org, admin t
 	if err != nil {
 		return err
 	}
+	// One person, one organization: the admin's email and sub must hold no
+	// membership yet (identity.go). They come last, so that identityConflict can
+	// tell them from the first three.
+	identity, err := st.identityPuts(admin, false)
+	if err != nil {
+		return err
+	}
 	notExists := "attribute_not_exists(pk)"
 	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []ddbtypes.TransactWriteItem{
+		TransactItems: append([]ddbtypes.TransactWriteItem{
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: orgAV, ConditionExpression: &notExists}},
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: userAV, ConditionExpression: &notExists}},
 			{Update: &ddbtypes.Update{
@@ -104,8 +113,11 @@ func (st *Store) CreateOrganization(ctx context.Context, org tenant.Org, admin t
 				ExpressionAttributeNames:  map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":created": s(string(tenant.SignupOrgCreated)), ":pending": s(string(tenant.SignupPending)), ":tid": s(org.ID)},
 			}},
-		},
+		}, identity...),
 	})
+	if identityConflict(err, 3) {
+		return apperr.New(apperr.Conflict, ReasonIdentityTaken, "the email or the user already holds a membership")
+	}
 	if err != nil {
 		return unavailable(err)
 	}

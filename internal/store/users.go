@@ -22,19 +22,61 @@ type siteItem struct {
 	Name     string `dynamodbav:"name"`
 }
 
-// PutUser creates or replaces a user of an existing organization. The user
-// administration UI is out of scope; seeding and tests use this.
+// PutUser creates or replaces a user of an existing organization, with the user's
+// uniqueness items in the same transaction (identity.go): it fails with conflict
+// ReasonIdentityTaken when the email or the sub is a member of another
+// organization. The user administration UI (invitations) is out of scope; seeding,
+// the local stack's invitations and tests use this. A user's email is not meant to
+// change through it: the old address's item would stay.
 func (st *Store) PutUser(ctx context.Context, u tenant.User) (err error) {
 	defer apperr.Wrap(&err, "store.PutUser(%q, %q)", u.TenantID, u.ID)
-	return st.put(ctx, toUserItem(u))
-}
-
-// DeleteUser removes a user.
-func (st *Store) DeleteUser(ctx context.Context, tenantID, userID string) (err error) {
-	defer apperr.Wrap(&err, "store.DeleteUser(%q, %q)", tenantID, userID)
-	_, err = st.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &st.Table, Key: key(tenantPK(tenantID), userSK(userID))})
+	av, err := attributevalue.MarshalMap(toUserItem(u))
+	if err != nil {
+		return err
+	}
+	identity, err := st.identityPuts(u, true)
+	if err != nil {
+		return err
+	}
+	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: append([]ddbtypes.TransactWriteItem{{Put: &ddbtypes.Put{TableName: &st.Table, Item: av}}}, identity...),
+	})
+	if identityConflict(err, 1) {
+		return apperr.New(apperr.Conflict, ReasonIdentityTaken, "the email or the user is a member of another organization")
+	}
 	if err != nil {
 		return unavailable(err)
+	}
+	return nil
+}
+
+// DeleteUser removes a user and gives back their uniqueness items (the email's only
+// if it is still theirs), so that the person may join an organization again.
+func (st *Store) DeleteUser(ctx context.Context, tenantID, userID string) (err error) {
+	defer apperr.Wrap(&err, "store.DeleteUser(%q, %q)", tenantID, userID)
+	u, err := st.GetUser(ctx, tenantID, userID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
+		{Delete: &ddbtypes.Delete{TableName: &st.Table, Key: key(tenantPK(tenantID), userSK(userID))}},
+		{Delete: &ddbtypes.Delete{TableName: &st.Table, Key: key(subIdentityPK(userID), identitySK)}},
+	}})
+	if err != nil {
+		return unavailable(err)
+	}
+	_, err = st.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &st.Table, Key: key(emailIdentityPK(u.Email), identitySK),
+		ConditionExpression:       aws.String("userId = :sub"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":sub": s(userID)},
+	})
+	if err != nil {
+		if err := unavailable(err); !isConditionFailed(err) {
+			return err
+		}
 	}
 	return nil
 }

@@ -74,6 +74,7 @@ const (
 	SignupPending    SignupState = "pending"     // recorded; organization not yet created
 	SignupOrgCreated SignupState = "org_created" // organization exists; mail not yet sent
 	SignupDone       SignupState = "done"        // activation mail sent
+	SignupRefused    SignupState = "refused"     // never gets an organization: its email holds a membership already
 )
 
 // Signup is the durable record of a confirmed sign-up: what the activation needs to

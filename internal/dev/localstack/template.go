@@ -196,6 +196,7 @@ func literalProps(tpl *samtemplate.Template, logicalID, typ string, into any, na
 	props := map[string]any{}
 	for _, n := range names {
 		if v, ok := res.Properties[n]; ok {
+			v = paramDefaults(tpl, v)
 			if hasIntrinsic(v) {
 				return fmt.Errorf("%s.%s uses an intrinsic function; the local stack needs a literal", logicalID, n)
 			}
@@ -210,6 +211,32 @@ func literalProps(tpl *samtemplate.Template, logicalID, typ string, into any, na
 		return fmt.Errorf("%s properties do not fit the Cognito API: %w", logicalID, err)
 	}
 	return nil
+}
+
+// paramDefaults replaces each !Ref of a template parameter that has a default by
+// the default: a deployer's choice (MFA, say) runs locally as its default.
+func paramDefaults(tpl *samtemplate.Template, x any) any {
+	switch v := x.(type) {
+	case map[string]any:
+		if name, ok := v["Ref"].(string); ok && len(v) == 1 {
+			if p, ok := tpl.Parameters[name]; ok && p.HasDefault {
+				return p.Default
+			}
+			return v
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = paramDefaults(tpl, e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = paramDefaults(tpl, e)
+		}
+		return out
+	}
+	return x
 }
 
 func hasIntrinsic(x any) bool {

@@ -390,23 +390,23 @@ func TestHTTPAPIEdges(t *testing.T) {
 
 	sub := o.Admin.User.ID
 	tokens := map[string]string{
-		"no token":            "",
-		"garbage":             "not-a-jwt",
-		"expired":             sign(t, sub, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}),
-		"not yet valid":       sign(t, sub, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}),
-		"wrong issuer":        sign(t, sub, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"}),
-		"wrong client":        sign(t, sub, map[string]any{"client_id": "another-client"}),
-		"wrong audience":      sign(t, sub, map[string]any{"client_id": nil, "aud": "another-client", "token_use": "id"}),
+		"no token":       "",
+		"garbage":        "not-a-jwt",
+		"expired":        sign(t, sub, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}),
+		"not yet valid":  sign(t, sub, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}),
+		"wrong issuer":   sign(t, sub, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"}),
+		"wrong client":   sign(t, sub, map[string]any{"client_id": "another-client"}),
+		"wrong audience": sign(t, sub, map[string]any{"client_id": nil, "aud": "another-client", "token_use": "id"}),
 		// cognito-local's own ID token of this sign-in: the right issuer, the app
 		// client as its aud, a good signature; no access-token scope.
 		"the ID token of the sign-in": o.Admin.Tokens.ID,
 		"forged ID token, right aud":  sign(t, sub, map[string]any{"client_id": nil, "aud": shared.ep.ClientID, "token_use": "id", "scope": nil}),
 		"access token without scope":  sign(t, sub, map[string]any{"scope": nil}),
 		"access token, other scope":   sign(t, sub, map[string]any{"scope": "openid email"}),
-		"no expiry":           sign(t, sub, map[string]any{"exp": nil}),
-		"signed by stranger":  signWith(t, strangerKey(t), sub, nil),
-		"HS256 with the kid":  signHS256(t, sub),
-		"unsigned (alg none)": signNone(t, sub),
+		"no expiry":                   sign(t, sub, map[string]any{"exp": nil}),
+		"signed by stranger":          signWith(t, strangerKey(t), sub, nil),
+		"HS256 with the kid":          signHS256(t, sub),
+		"unsigned (alg none)":         signNone(t, sub),
 	}
 	for name, tok := range tokens {
 		for _, path := range []string{"/org-key/reveal", "/org-key/send", "/org-key/request"} {

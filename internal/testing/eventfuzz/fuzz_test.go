@@ -74,6 +74,20 @@ func (s *signups) FinishSignup(context.Context, string, time.Time) error { retur
 func (s *signups) UnfinishedSignups(context.Context, time.Time, int) ([]tenant.Signup, error) {
 	return nil, nil
 }
+func (s *signups) RefuseSignup(context.Context, string, string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	return nil
+}
+
+// EmailHolder: one address holds a membership, for PreSignUp's refusal.
+func (s *signups) EmailHolder(_ context.Context, email string) (string, string, bool, error) {
+	if tenant.NormalizeEmail(email) == "taken@example.com" {
+		return "sub-taken", "org_taken", true, nil
+	}
+	return "", "", false, nil
+}
 
 type wrapper struct{}
 
@@ -92,11 +106,13 @@ func (m *mailer) Send(context.Context, mail.Message) error { m.sent++; return ni
 // (a sign-up it handled, a pass-through) or refused with an error; a refused event
 // writes nothing; nothing panics.
 func FuzzActivationEvent(f *testing.F) {
-	for _, name := range []string{"activation-email.json", "activation-forgot-password.json", "activation-catchup.json"} {
+	for _, name := range []string{"activation-email.json", "activation-forgot-password.json", "activation-catchup.json", "activation-presignup.json"} {
 		f.Add(sample(f, name))
 	}
 	f.Add([]byte(`{"triggerSource":"PostConfirmation_ConfirmSignUp","request":{"userAttributes":{"sub":"\u0000"}}}`))
 	f.Add([]byte(`{"triggerSource":7}`))
+	f.Add([]byte(`{"triggerSource":"PreSignUp_SignUp","userName":"u","request":{"userAttributes":{"email":"Taken@example.com","name":"N","custom:company_name":"C"}}}`))
+	f.Add([]byte(`{"triggerSource":"PostConfirmation_ConfirmForgotPassword","TriggerSource":"PostConfirmation_ConfirmSignUp"}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		st := &signups{byID: map[string]tenant.Signup{}}
 		m := &mailer{}
