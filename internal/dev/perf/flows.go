@@ -79,14 +79,17 @@ func NewWorld(ctx context.Context, cfg aws.Config, root, table, kmsKeyID string)
 		eventsDir: filepath.Join(root, "events"),
 	}
 	var err error
-	w.Org, w.Admin, _, err = w.Seeder.Organization(ctx, "Acme IT", tenant.User{Email: "alice@acme.example.test", Name: "Alice", Locale: "fr-FR"})
+	// Addresses of this world only: one person is a member of one organization, and
+	// several worlds share a table.
+	id := w.next()
+	w.Org, w.Admin, _, err = w.Seeder.Organization(ctx, "Acme IT", tenant.User{Email: "alice-" + id + "@acme.example.test", Name: "Alice", Locale: "fr-FR"})
 	if err != nil {
 		return nil, fmt.Errorf("seed organization: %w", err)
 	}
-	if w.Admin2, err = w.Seeder.User(ctx, w.Org.ID, tenant.User{Email: "bob@acme.example.test", Name: "Bob", Role: tenant.OrgAdmin}); err != nil {
+	if w.Admin2, err = w.Seeder.User(ctx, w.Org.ID, tenant.User{Email: "bob-" + id + "@acme.example.test", Name: "Bob", Role: tenant.OrgAdmin}); err != nil {
 		return nil, err
 	}
-	if w.Pro, err = w.Seeder.User(ctx, w.Org.ID, tenant.User{Email: "carol@acme.example.test", Name: "Carol", Role: tenant.ProUser}); err != nil {
+	if w.Pro, err = w.Seeder.User(ctx, w.Org.ID, tenant.User{Email: "carol-" + id + "@acme.example.test", Name: "Carol", Role: tenant.ProUser}); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -136,6 +139,7 @@ type Flow struct {
 // requests.
 func (w *World) Flows() []Flow {
 	return []Flow{
+		{Name: "activation: pre sign-up", Function: FnActivation, Event: w.preSignUpEvent},
 		{Name: "activation: sign-up confirmed", Function: FnActivation, Event: w.activationEvent},
 		{Name: "send-key: send", Function: FnSendKey, Event: w.sendEvent},
 		{Name: "send-key: claim", Function: FnSendKey, Event: w.claimEvent},
@@ -178,6 +182,18 @@ func (w *World) activationEvent(context.Context) ([]byte, error) {
 	attrs["sub"] = sub
 	attrs["email"] = sub + "@signup.example.test"
 	attrs["cognito:email_alias"] = attrs["email"]
+	return json.Marshal(ev)
+}
+
+// preSignUpEvent is Cognito's PreSignUp for a fresh address: accepted after one read.
+func (w *World) preSignUpEvent(context.Context) ([]byte, error) {
+	ev, err := w.golden("activation-presignup.json")
+	if err != nil {
+		return nil, err
+	}
+	sub := "sub-" + w.next()
+	ev["userName"] = sub
+	ev["request"].(map[string]any)["userAttributes"].(map[string]any)["email"] = sub + "@signup.example.test"
 	return json.Marshal(ev)
 }
 
