@@ -318,10 +318,54 @@ func TestUserPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trigger := valueOf(lookup(pool.Properties, "LambdaConfig", "PostConfirmation"))
-	fn, attr, ok := trigger.GetAtt()
-	if !ok || fn != "ActivationEmailFunction" || attr != "Arn" {
-		t.Fatalf("PostConfirmation = %s, want !GetAtt ActivationEmailFunction.Arn", trigger)
+	// PreSignUp refuses before Cognito keeps an account; PostConfirmation creates
+	// the organization: one function serves both.
+	for _, name := range []string{"PreSignUp", "PostConfirmation"} {
+		trigger := valueOf(lookup(pool.Properties, "LambdaConfig", name))
+		fn, attr, ok := trigger.GetAtt()
+		if !ok || fn != "ActivationEmailFunction" || attr != "Arn" {
+			t.Fatalf("%s = %s, want !GetAtt ActivationEmailFunction.Arn", name, trigger)
+		}
+	}
+
+	// One person, one account: usernames (email addresses) compare case-insensitively.
+	if got := lookup(pool.Properties, "UsernameConfiguration", "CaseSensitive"); got != false {
+		t.Errorf("UsernameConfiguration.CaseSensitive = %v, want false", got)
+	}
+	// Cognito mails through SES from the service's own identity and address, not
+	// with its built-in sender's daily quota.
+	for _, tc := range []struct{ path, want string }{
+		{"EmailConfiguration.EmailSendingAccount", "DEVELOPER"},
+		{"EmailConfiguration.SourceArn", "!Sub arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentityName}"},
+		{"EmailConfiguration.From", "!Ref MailFromAddress"},
+		{"MfaConfiguration", "!Ref UserPoolMfa"},
+		{"VerificationMessageTemplate.DefaultEmailOption", "CONFIRM_WITH_CODE"},
+	} {
+		if got := valueOf(lookup(pool.Properties, strings.Split(tc.path, ".")...)).String(); got != tc.want {
+			t.Errorf("UserPool %s = %s, want %s", tc.path, got, tc.want)
+		}
+	}
+	msg := scalarString(lookup(pool.Properties, "VerificationMessageTemplate", "EmailMessage"))
+	if strings.Count(msg, "{####}") != 2 || !strings.Contains(msg, "Votre code") || !strings.Contains(msg, "Your verification code") {
+		t.Errorf("verification message is not the code in French and English: %q", msg)
+	}
+	// MFA and threat protection are the deployer's choice; the defaults are OPTIONAL
+	// (never OFF) and OFF (threat protection needs the Plus plan).
+	for _, tc := range []struct {
+		name, def string
+		allowed   []string
+	}{
+		{"UserPoolMfa", "OPTIONAL", []string{"OPTIONAL", "ON"}},
+		{"ThreatProtection", "OFF", []string{"OFF", "AUDIT", "ENFORCED"}},
+	} {
+		p, ok := tpl.Parameters[tc.name]
+		if !ok || !p.HasDefault || p.Default != tc.def {
+			t.Errorf("parameter %s: %+v, want default %s", tc.name, p, tc.def)
+			continue
+		}
+		if !slices.Equal(p.AllowedValues, tc.allowed) {
+			t.Errorf("parameter %s allows %v, want %v", tc.name, p.AllowedValues, tc.allowed)
+		}
 	}
 
 	var attrs []string
