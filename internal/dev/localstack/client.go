@@ -192,6 +192,14 @@ func (c *Client) Invite(ctx context.Context, tenantID string, p Person, role ten
 	u := tenant.User{ID: sub, TenantID: tenantID, Email: tenant.NormalizeEmail(p.Email), Name: p.Name,
 		Locale: locale, Role: role, Sites: sites, CreatedAt: time.Now()}
 	if err := c.Store.PutUser(ctx, u); err != nil {
+		// A member of another organization (the table's uniqueness items): on AWS
+		// the PreSignUp trigger refuses the account before it exists; cognito-local
+		// runs no PreSignUp on AdminCreateUser, so the account it made goes again.
+		if _, derr := c.Cognito.AdminDeleteUser(context.WithoutCancel(ctx), &cip.AdminDeleteUserInput{
+			UserPoolId: aws.String(c.UserPoolID), Username: out.User.Username,
+		}); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete the account made for %s: %w", p.Email, derr))
+		}
 		return tenant.User{}, err
 	}
 	return u, nil

@@ -9,7 +9,10 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/dev/localstack"
+	"github.com/mspvault/orgkey/internal/store"
+	"github.com/mspvault/orgkey/internal/tenant"
 )
 
 // accountsFor lists the pool's accounts whose email is addr, in any case.
@@ -123,6 +126,24 @@ func TestSignUpRefusals(t *testing.T) {
 		}
 		if n := len(accountsFor(t, c, o.Admin.Email)); n != 0 {
 			t.Errorf("%d accounts after the refused re-sign-up", n)
+		}
+	})
+
+	// An invitation into another organization of someone who has one is refused by
+	// the table (cognito-local runs no PreSignUp on AdminCreateUser; AWS does).
+	t.Run("an invitation of a member of another organization", func(t *testing.T) {
+		o2 := newOrg(t, c)
+		member := o2.add(t, c, tenant.ProUser)
+		_, err := c.Invite(t.Context(), o.ID, localstack.Person{Email: strings.ToUpper(member.Email), Name: "Twice",
+			Locale: "en", Password: localstack.DemoPassword}, tenant.ProUser)
+		if apperr.ReasonOf(err) != store.ReasonIdentityTaken {
+			t.Fatalf("invitation: %v, want %s", err, store.ReasonIdentityTaken)
+		}
+		if n := len(accountsFor(t, c, member.Email)); n != 1 {
+			t.Errorf("%d accounts for %s, want the member's one", n, member.Email)
+		}
+		if tid, err := c.TenantOf(t.Context(), member.User.ID); err != nil || tid != o2.ID {
+			t.Errorf("the member belongs to %q (%v), want %q", tid, err, o2.ID)
 		}
 	})
 
