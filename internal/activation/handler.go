@@ -171,7 +171,7 @@ func (h *Handler) trigger(ctx context.Context, raw json.RawMessage, top map[stri
 		// The pool has no external identity provider; an account from one would
 		// bypass every check of a sign-up.
 		h.logEvent(ctx, slog.LevelError, "sign-up refused", "rejected", slog.String("trigger", trigger), slog.String("reason", "external_provider"))
-		return nil, errors.New("sign_up_refused: Sign-up through an external provider is not offered. / L'inscription par un fournisseur externe n'est pas proposée.")
+		return nil, formMessage("sign_up_refused: Sign-up through an external provider is not offered. / L'inscription par un fournisseur externe n'est pas proposée.")
 	default:
 		h.logEvent(ctx, slog.LevelError, "unknown trigger source", "rejected", slog.String("trigger", truncate(trigger, 64)))
 		return nil, ErrBadEvent
@@ -213,6 +213,12 @@ func (h *Handler) trigger(ctx context.Context, raw json.RawMessage, top map[stri
 	return raw, nil
 }
 
+// formMessage is an error whose text the sign-up form shows as it is: the reason,
+// then whole sentences.
+type formMessage string
+
+func (m formMessage) Error() string { return string(m) }
+
 // preSignUp answers Cognito's PreSignUp trigger: the event back unchanged (no
 // automatic confirmation or verification) when the sign-up may go on, or an error
 // whose message the sign-up form shows.
@@ -228,10 +234,10 @@ func (h *Handler) preSignUp(ctx context.Context, raw json.RawMessage, trigger st
 		base = append(base, slog.String("code", string(code)), slog.String("reason", apperr.ReasonOf(err)), slog.String("error", err.Error()))
 		if code == apperr.Invalid {
 			h.logEvent(ctx, slog.LevelWarn, "sign-up refused", "rejected", base...)
-			return nil, errors.New(UserMessage(err, req.Locale))
+			return nil, formMessage(UserMessage(err, req.Locale))
 		}
 		h.logEvent(ctx, slog.LevelError, "sign-up check failed", "failed", base...)
-		return nil, fmt.Errorf("sign_up_unavailable: The sign-up could not be checked; try again in a moment (request %s). / L'inscription n'a pas pu être vérifiée ; réessayez dans un instant.", lambdamain.RequestID(ctx))
+		return nil, formMessage(fmt.Sprintf("sign_up_unavailable: The sign-up could not be checked; try again in a moment (request %s). / L'inscription n'a pas pu être vérifiée ; réessayez dans un instant.", lambdamain.RequestID(ctx)))
 	}
 	h.logEvent(ctx, slog.LevelInfo, "sign-up accepted", "ok", base...)
 	return raw, nil
