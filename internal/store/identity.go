@@ -24,10 +24,6 @@ import (
 //	pk IDENTITY#EMAIL#<lower email>  sk IDENTITY   sub, tenantId, email
 //	pk IDENTITY#SUB#<sub>            sk IDENTITY   sub, tenantId, email
 
-// ReasonIdentityTaken is the conflict reason when the email or the sub of a new
-// membership already holds one in another organization (or, for a sign-up, any).
-const ReasonIdentityTaken = "identity_taken"
-
 func emailIdentityPK(email string) string { return "IDENTITY#EMAIL#" + tenant.NormalizeEmail(email) }
 func subIdentityPK(sub string) string     { return "IDENTITY#SUB#" + sub }
 
