@@ -24,11 +24,6 @@ import (
 //	pk IDENTITY#EMAIL#<lower email>  sk IDENTITY   sub, tenantId, email
 //	pk IDENTITY#SUB#<sub>            sk IDENTITY   sub, tenantId, email
 
-func emailIdentityPK(email string) string { return "IDENTITY#EMAIL#" + tenant.NormalizeEmail(email) }
-func subIdentityPK(sub string) string     { return "IDENTITY#SUB#" + sub }
-
-const identitySK = "IDENTITY"
-
 type identityItem struct {
 	PK       string `dynamodbav:"pk"`
 	SK       string `dynamodbav:"sk"`

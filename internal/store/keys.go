@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mspvault/orgkey/internal/tenant"
 )
 
 // The table's key layout, spelled out here and nowhere else: every partition and
@@ -23,6 +25,8 @@ import (
 //	RESET#<ticket>            RESET | LANE#<name> support reset, its lanes' checkpoints
 //	VAULT#<tenant>#<shard>    ITEM#<item>         vault password
 //	PROBE#<caller>[#<id>]     PROBE               the benchmark's probe (never the service)
+//	IDENTITY#EMAIL#<lower>    IDENTITY            an address's one membership (identity.go)
+//	IDENTITY#SUB#<sub>        IDENTITY            a sub's one membership
 const (
 	tenantPrefix = "TENANT#"
 	userPrefix   = "USER#"
@@ -40,28 +44,34 @@ const (
 	emailPrefix  = "EMAIL#"
 	probePrefix  = "PROBE#"
 
+	emailIdentityPrefix = "IDENTITY#EMAIL#"
+	subIdentityPrefix   = "IDENTITY#SUB#"
+
 	orgSK          = "ORG"
 	signupSK       = "SIGNUP"
 	signupsPending = signupPrefix + "PENDING"
 	claimSK        = "CLAIM"
 	resetSK        = "RESET"
 	probeSK        = "PROBE"
+	identitySK     = "IDENTITY"
 )
 
-func tenantPK(tid string) string         { return tenantPrefix + tid }
-func userSK(uid string) string           { return userPrefix + uid }
-func siteSK(sid string) string           { return sitePrefix + sid }
-func signupPK(sub string) string         { return signupPrefix + sub }
-func subGSI(uid string) string           { return subPrefix + uid }
-func emailGSI(email string) string       { return emailPrefix + email }
-func claimPK(hash string) string         { return claimPrefix + hash }
-func claimHash(pk string) string         { return strings.TrimPrefix(pk, claimPrefix) }
-func auditPK(tenantID string) string     { return auditPrefix + tenantID }
-func auditSK(at, id string) string       { return at + "#" + id }
-func ratePK(flow, subject string) string { return RateFlowPrefix(flow) + subject }
-func resetPK(ticket string) string       { return resetPrefix + ticket }
-func laneSK(name string) string          { return lanePrefix + name }
-func vaultSK(itemID string) string       { return itemPrefix + itemID }
+func tenantPK(tid string) string          { return tenantPrefix + tid }
+func userSK(uid string) string            { return userPrefix + uid }
+func siteSK(sid string) string            { return sitePrefix + sid }
+func signupPK(sub string) string          { return signupPrefix + sub }
+func subGSI(uid string) string            { return subPrefix + uid }
+func emailGSI(email string) string        { return emailPrefix + email }
+func claimPK(hash string) string          { return claimPrefix + hash }
+func claimHash(pk string) string          { return strings.TrimPrefix(pk, claimPrefix) }
+func auditPK(tenantID string) string      { return auditPrefix + tenantID }
+func auditSK(at, id string) string        { return at + "#" + id }
+func ratePK(flow, subject string) string  { return RateFlowPrefix(flow) + subject }
+func resetPK(ticket string) string        { return resetPrefix + ticket }
+func laneSK(name string) string           { return lanePrefix + name }
+func vaultSK(itemID string) string        { return itemPrefix + itemID }
+func emailIdentityPK(email string) string { return emailIdentityPrefix + tenant.NormalizeEmail(email) }
+func subIdentityPK(sub string) string     { return subIdentityPrefix + sub }
 
 func key(pk, sk string) map[string]ddbtypes.AttributeValue {
 	return map[string]ddbtypes.AttributeValue{
