@@ -292,16 +292,22 @@ func (m *Model) Decide(q Request) (Decision, []Statement) {
 	if !strings.HasPrefix(q.Action, "kms:") || q.Kind != KindKey {
 		return id, by
 	}
-	// Key policy: Resource "*" means the key.
+	return m.DecideKey(r.ARN, id, by, q.Action, ctx)
+}
+
+// DecideKey combines the decision of a principal's identity policies (id, by) on a
+// request for the key with the key policy's.
+func (m *Model) DecideKey(principalARN string, id Decision, by []Statement, action string, ctx map[string][]string) (Decision, []Statement) {
+	// Resource "*" in a key policy means the key.
 	direct, viaAccount, deny := false, false, id == ExplicitDeny
 	for _, st := range m.KeyPolicy {
-		if !st.Applies(r.ARN, q.Action, arn, ctx) {
+		if !st.Applies(principalARN, action, m.KeyARN, ctx) {
 			continue
 		}
 		switch {
 		case st.Effect == "Deny":
 			deny = true
-		case slices.Contains(st.Principal, "AWS:"+r.ARN):
+		case slices.Contains(st.Principal, "AWS:"+principalARN):
 			direct = true
 		default:
 			viaAccount = true
