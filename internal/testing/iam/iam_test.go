@@ -49,13 +49,19 @@ var (
 	transformErr  error
 )
 
-func model(tb testing.TB, params map[string]string) *iam.Model {
+// transformedTemplate is template.yaml after the SAM transform (once per run).
+func transformedTemplate(tb testing.TB) map[string]any {
 	tb.Helper()
 	transformOnce.Do(func() { transformed, transformErr = iam.Transform(filepath.Join(repoRoot(tb), "template.yaml")) })
 	if transformErr != nil {
 		tb.Fatal(transformErr)
 	}
-	tpl, err := iam.Resolve(transformed, params)
+	return transformed
+}
+
+func model(tb testing.TB, params map[string]string) *iam.Model {
+	tb.Helper()
+	tpl, err := iam.Resolve(transformedTemplate(tb), params)
 	if err != nil {
 		tb.Fatal(err)
 	}

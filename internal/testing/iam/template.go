@@ -148,6 +148,21 @@ func (t *Template) truth(v any) (bool, error) {
 			return all, nil
 		case "Condition":
 			return t.condition(arg.(string))
+		case "Fn::Contains":
+			list, err := t.Eval(args[0])
+			if err != nil {
+				return false, err
+			}
+			v, err := t.Eval(args[1])
+			if err != nil {
+				return false, err
+			}
+			for _, e := range asList(list) {
+				if fmt.Sprint(e) == fmt.Sprint(v) {
+					return true, nil
+				}
+			}
+			return false, nil
 		}
 		return false, fmt.Errorf("unsupported condition function %s", fn)
 	}
@@ -396,4 +411,34 @@ func (t *Template) intrinsic(fn string, arg any) (any, bool, error) {
 		return out, true, nil
 	}
 	return nil, false, nil
+}
+
+// FailedRules returns the description of every rule assertion CloudFormation
+// would refuse the parameters for (Rules: RuleCondition and Assertions).
+func (t *Template) FailedRules() ([]string, error) {
+	rules, _ := t.Raw["Rules"].(map[string]any)
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(rules)) {
+		r := rules[name].(map[string]any)
+		if c, ok := r["RuleCondition"]; ok {
+			applies, err := t.truth(c)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", name, err)
+			}
+			if !applies {
+				continue
+			}
+		}
+		for _, a := range asList(r["Assertions"]) {
+			am := a.(map[string]any)
+			ok, err := t.truth(am["Assert"])
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", name, err)
+			}
+			if !ok {
+				out = append(out, name+": "+fmt.Sprint(am["AssertDescription"]))
+			}
+		}
+	}
+	return out, nil
 }
