@@ -2,6 +2,7 @@ package iam
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -143,7 +144,7 @@ func Load(t *Template) (*Model, error) {
 func loadRole(t *Template, function string, fnProps map[string]any) (*Role, error) {
 	roleRef, ok := fnProps["Role"].(map[string]any)["Fn::GetAtt"].([]any)
 	if !ok {
-		return nil, fmt.Errorf("Role is not a GetAtt of a role in the template")
+		return nil, errors.New("its Role is not a GetAtt of a role in the template")
 	}
 	r := &Role{Function: function, LogicalID: fmt.Sprint(roleRef[0])}
 	typ, props, ok := t.Resource(r.LogicalID)

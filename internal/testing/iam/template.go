@@ -184,7 +184,7 @@ func (t *Template) Resource(logicalID string) (typ string, props map[string]any,
 func (t *Template) PhysicalID(logicalID string) (string, error) {
 	typ, props, ok := t.Resource(logicalID)
 	if !ok {
-		return "", fmt.Errorf("Ref to unknown resource %s", logicalID)
+		return "", fmt.Errorf("ref to unknown resource %s", logicalID)
 	}
 	generated := StackName + "-" + logicalID + "-FAKE0123"
 	switch typ {
@@ -216,14 +216,14 @@ func (t *Template) arn(service, rest string) string {
 func (t *Template) GetAtt(logicalID, attr string) (string, error) {
 	typ, _, ok := t.Resource(logicalID)
 	if !ok {
-		return "", fmt.Errorf("GetAtt on unknown resource %s", logicalID)
+		return "", fmt.Errorf("fn::GetAtt on unknown resource %s", logicalID)
 	}
 	id, err := t.PhysicalID(logicalID)
 	if err != nil {
 		return "", err
 	}
 	if attr != "Arn" {
-		return "", fmt.Errorf("GetAtt %s.%s: only Arn is modelled", logicalID, attr)
+		return "", fmt.Errorf("fn::GetAtt %s.%s: only Arn is modelled", logicalID, attr)
 	}
 	switch typ {
 	case "AWS::DynamoDB::Table":
@@ -241,7 +241,7 @@ func (t *Template) GetAtt(logicalID, attr string) (string, error) {
 	case "AWS::SNS::Topic":
 		return id, nil
 	}
-	return "", fmt.Errorf("GetAtt %s.Arn: type %s not modelled", logicalID, typ)
+	return "", fmt.Errorf("fn::GetAtt %s.Arn: type %s not modelled", logicalID, typ)
 }
 
 var subVar = regexp.MustCompile(`\$\{([^}!]+)\}`)
