@@ -346,7 +346,7 @@ func (m *Model) Check(reqs []Request) []Finding {
 	for _, fn := range slices.Sorted(maps.Keys(m.Roles)) {
 		r := m.Roles[fn]
 		if len(byFn[fn]) == 0 {
-			out = append(out, Finding{fn, "no recorded call: its suites did not run or did not record"})
+			out = append(out, Finding{fn, "no recorded call: its suites did not run or did not record (a new function's flow package goes in record.go's flowFunctions, its suite in iam_test.go's suites)"})
 		}
 		all := append(slices.Clone(byFn[fn]), r.Platform...)
 		for _, q := range all {
