@@ -349,9 +349,14 @@ func (m *Model) Check(reqs []Request) []Finding {
 			out = append(out, Finding{fn, "no recorded call: its suites did not run or did not record (a new function's flow package goes in record.go's flowFunctions, its suite in iam_test.go's suites)"})
 		}
 		all := append(slices.Clone(byFn[fn]), r.Platform...)
+		denied := map[string]bool{} // one finding per operation, action and resource
 		for _, q := range all {
 			if d, _ := m.Decide(q); d != Allowed {
-				out = append(out, Finding{fn, fmt.Sprintf("%s (%s on %s%s) would be %s", q.Operation, q.Action, m.ARN(q), fmtContext(q.Context), d)})
+				what := fmt.Sprintf("%s (%s on %s", q.Operation, q.Action, m.ARN(q))
+				if !denied[what] {
+					denied[what] = true
+					out = append(out, Finding{fn, fmt.Sprintf("%s%s) would be %s", what, fmtContext(q.Context), d)})
+				}
 			}
 		}
 		for _, st := range r.Inline {
