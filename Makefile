@@ -6,7 +6,9 @@
 #   make test   Chromium when missing, vet, gofmt, cfn-lint, staticcheck, all
 #               tests (integration tests start their own emulators;
 #               internal/testing/e2e the whole local stack and a headless
-#               Chromium), make adversarial, and a short run of every fuzz target
+#               Chromium), make adversarial, make iam (the suites' AWS calls
+#               against the template's IAM policies), and a short run of every
+#               fuzz target
 #   make build  bin/<function>/bootstrap for each functions/<function>
 #               (BIN=<dir>: <dir>/<function>/bootstrap)
 #
@@ -46,7 +48,7 @@ RUN_FLAGS      ?=
 # npm ci runs again only when node_modules is missing or older than the lock.
 NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
 
-.PHONY: all deps tools chromium build test vet fmt-check lint staticcheck go-test adversarial fuzz bench run clean
+.PHONY: all deps tools chromium build test vet fmt-check lint staticcheck go-test adversarial iam fuzz bench run clean
 
 all: build
 
@@ -91,7 +93,8 @@ chromium:
 
 ## test: everything CI checks
 test: deps chromium
-	$(MAKE) --no-print-directory vet fmt-check lint staticcheck go-test adversarial
+	rm -rf $(IAM_CALLS)
+	$(MAKE) --no-print-directory vet fmt-check lint staticcheck go-test adversarial iam
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 vet:
@@ -106,9 +109,17 @@ fmt-check:
 lint:
 	cfn-lint template.yaml
 
-# The adversarial suite runs in its own target, which prints its figures.
+# The functions' AWS calls in the suites are recorded for the IAM test
+# (internal/testing/iam), which runs after them and reads IAM_CALLS; the runtime
+# keeps goroutines' creators (tracebackancestors) so that calls the store makes on
+# its own goroutines are tied to the function that asked.
+IAM_CALLS  := $(CURDIR)/bin/iam-calls
+IAM_RECORD := ORGKEY_IAM_RECORD=$(IAM_CALLS) GODEBUG=tracebackancestors=100
+
+# The adversarial suite runs in its own target, which prints its figures; the IAM
+# test in its own, after the suites.
 go-test:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/testing/adversarial$$')
+	$(IAM_RECORD) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e '/internal/testing/adversarial$$' -e '/internal/testing/iam$$')
 
 # Pinned to a release that builds and runs with Go 1.26; go run keeps it out of go.mod.
 STATICCHECK_VERSION ?= v0.8.2
@@ -122,8 +133,15 @@ ADVERSARIAL_REPORT := bin/adversarial-report.md
 
 adversarial:
 	@mkdir -p bin && rm -f $(ADVERSARIAL_REPORT)
-	rc=0; ORGKEY_ADVERSARIAL_REPORT=$(CURDIR)/$(ADVERSARIAL_REPORT) $(GO) test -race -count=1 ./internal/testing/adversarial || rc=$$?; \
+	rc=0; $(IAM_RECORD) ORGKEY_ADVERSARIAL_REPORT=$(CURDIR)/$(ADVERSARIAL_REPORT) $(GO) test -race -count=1 ./internal/testing/adversarial || rc=$$?; \
 	echo; cat $(ADVERSARIAL_REPORT) 2>/dev/null || echo "adversarial: no report written" >&2; exit $$rc
+
+## iam: every AWS call the functions made in the suites (make go-test adversarial
+## record them in bin/iam-calls) against their roles in template.yaml after the SAM
+## transform, and the mutation test; alone, it runs the suites itself (minutes)
+iam:
+	@if [[ -d $(IAM_CALLS) ]]; then export ORGKEY_IAM_CALLS=$(IAM_CALLS); fi; \
+	$(GO) test -count=1 ./internal/testing/iam
 
 ## fuzz: every `func FuzzX` in a _test.go file, one after the other, FUZZTIME each
 fuzz:

@@ -67,9 +67,9 @@ var functionChecks = map[string][]check{
 		env("APP_URL", "!Ref AppBaseUrl"),
 		env("CATCHUP_AFTER_SECONDS", "120"),
 		allows("dynamodb:GetItem"), allows("dynamodb:PutItem"), allows("dynamodb:UpdateItem"),
-		allows("dynamodb:ConditionCheckItem"), allows("dynamodb:Query"),
 		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN),
-		allowsOn("dynamodb:Query", gsi1ARN),
+		allowsOnlyOn("dynamodb:Query", gsi1ARN),
+		lacks("dynamodb:ConditionCheckItem"),
 		lacks("dynamodb:DeleteItem"), lacks("dynamodb:Scan"), lacks("dynamodb:BatchWriteItem"),
 		allows("kms:Encrypt"), allows("kms:Decrypt"),
 		allows("ses:SendEmail"),
@@ -82,8 +82,9 @@ var functionChecks = map[string][]check{
 		env("APP_URL", "!Ref AppBaseUrl"),
 		env("STEP_UP_MAX_AGE_SECONDS", "!Ref RevealStepUpSeconds"),
 		env("REVEAL_RATE_LIMIT_PER_HOUR", "!Ref RevealRateLimitPerHour"),
-		allows("dynamodb:GetItem"), allows("dynamodb:BatchGetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
+		allows("dynamodb:BatchGetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
 		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN),
+		lacks("dynamodb:GetItem"),
 		lacks("dynamodb:DeleteItem"), lacks("dynamodb:Scan"), lacks("dynamodb:BatchWriteItem"),
 		allows("kms:Decrypt"), lacks("kms:Encrypt"),
 		allows("ses:SendEmail"),
@@ -297,11 +298,39 @@ func TestWrappingKey(t *testing.T) {
 	if key.DeletionPolicy != "Retain" {
 		t.Errorf("OrgKeyWrappingKey DeletionPolicy = %q: the retained table's ciphertexts need the key", key.DeletionPolicy)
 	}
+	// Allow only to the account (its IAM policies then decide, and the
+	// aws:PrincipalArn condition narrows Decrypt); Deny to everyone. The
+	// semantics (who may decrypt, whatever their IAM policies) are evaluated by
+	// internal/testing/iam's TestKeyPolicy.
 	root := map[string]any{"AWS": map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+	var decryptDenied bool
 	for _, s := range asList(lookup(key.Properties, "KeyPolicy", "Statement")) {
-		if p := lookup(s, "Principal"); !reflect.DeepEqual(p, root) {
-			t.Errorf("key policy statement %v: principal %s, want only the account root", lookup(s, "Sid"), jsonString(p))
+		p := lookup(s, "Principal")
+		switch lookup(s, "Effect") {
+		case "Allow":
+			if !reflect.DeepEqual(p, root) {
+				t.Errorf("key policy statement %v: principal %s, want only the account root", lookup(s, "Sid"), jsonString(p))
+			}
+		case "Deny":
+			if p != "*" {
+				t.Errorf("key policy statement %v denies %s, want every principal (\"*\")", lookup(s, "Sid"), jsonString(p))
+			}
+			if lookup(s, "Action") == "kms:Decrypt" {
+				decryptDenied = true
+				arns := jsonString(lookup(s, "Condition", "ArnNotLike", "aws:PrincipalArn"))
+				for _, fn := range []string{"ActivationEmail", "RevealKey", "SendKey"} {
+					if !strings.Contains(arns, "${AWS::StackName}-"+fn+"FunctionRole-*") {
+						t.Errorf("the Decrypt deny does not except %sFunctionRole: %s", fn, arns)
+					}
+				}
+				if strings.Contains(arns, "SupportReset") {
+					t.Errorf("the Decrypt deny excepts support-reset's role: %s", arns)
+				}
+			}
 		}
+	}
+	if !decryptDenied {
+		t.Error("no key policy statement denies kms:Decrypt to the other principals")
 	}
 	alias, err := tpl.resource("OrgKeyWrappingKeyAlias", "AWS::KMS::Alias")
 	if err != nil {
@@ -460,8 +489,10 @@ func TestHttpAPI(t *testing.T) {
 	}
 }
 
-// TestSamconfig checks that samconfig.toml supplies exactly the parameters
-// a deploy needs (a minimal reading: one key = "value" per line).
+// TestSamconfig checks that samconfig.toml deploys no placeholder: the deploy
+// section has no parameter values (sam deploy stops on the parameters without a
+// default, --guided asks for them), and the local commands' sections supply every
+// such parameter with reserved .test names only.
 func TestSamconfig(t *testing.T) {
 	tpl := repoTemplate(t)
 	conf, err := os.Open(filepath.Join(repoRoot(t), "samconfig.toml"))
@@ -487,23 +518,27 @@ func TestSamconfig(t *testing.T) {
 	if got := sections["default.global.parameters"]["stack_name"]; got != "orgkey" {
 		t.Errorf("stack_name = %q", got)
 	}
-	overrides := map[string]bool{}
-	for _, kv := range strings.Fields(sections["default.deploy.parameters"]["parameter_overrides"]) {
-		k, _, _ := strings.Cut(kv, "=")
-		overrides[k] = true
-		if _, ok := tpl.Parameters[k]; !ok {
-			t.Errorf("samconfig overrides %s, which template.yaml does not declare", k)
+	for name, sec := range sections {
+		if strings.HasSuffix(name, ".deploy.parameters") && sec["parameter_overrides"] != "" {
+			t.Errorf("[%s] has parameter_overrides %q: a plain sam deploy would deploy them", name, sec["parameter_overrides"])
 		}
 	}
-	deploy := sections["default.deploy.parameters"]["parameter_overrides"]
 	for _, local := range []string{"default.local_invoke.parameters", "default.local_start_api.parameters"} {
-		if got := sections[local]["parameter_overrides"]; got != deploy {
-			t.Errorf("%s parameter_overrides = %q, want the deploy's %q", local, got, deploy)
+		overrides := map[string]bool{}
+		for _, kv := range strings.Fields(sections[local]["parameter_overrides"]) {
+			k, v, _ := strings.Cut(kv, "=")
+			overrides[k] = true
+			if _, ok := tpl.Parameters[k]; !ok {
+				t.Errorf("[%s] overrides %s, which template.yaml does not declare", local, k)
+			}
+			if strings.Contains(v, ".") && !strings.Contains(v, ".test") {
+				t.Errorf("[%s] %s=%s: local values use reserved .test names, which reach nothing", local, k, v)
+			}
 		}
-	}
-	for name, p := range tpl.Parameters {
-		if !p.HasDefault && !overrides[name] {
-			t.Errorf("parameter %s has no default and no override in samconfig.toml", name)
+		for name, p := range tpl.Parameters {
+			if !p.HasDefault && !overrides[name] {
+				t.Errorf("parameter %s has no default and no value in [%s]", name, local)
+			}
 		}
 	}
 }

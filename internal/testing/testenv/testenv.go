@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/testing/iam"
 )
 
 // Env is a running, provisioned stack. Tests share it; they must not change
@@ -89,6 +90,9 @@ func Main(m *testing.M, checks ...Check) int {
 			fail(err)
 		}
 	}
+	if err := writeIAMRecording(); err != nil {
+		fail(err)
+	}
 	current = nil
 	if err := stop(); err != nil {
 		fail(err)
@@ -131,6 +135,9 @@ func start(ctx context.Context) (_ *Env, stop func() error, err error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg, err = recordIAM(cfg); err != nil {
+		return nil, nil, err
 	}
 	table := UniqueName("orgkey-test")
 	keyID, err := stack.Provision(ctx, cfg, table)
@@ -219,4 +226,38 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// iamRecorder records the functions' calls for the IAM test (internal/testing/iam)
+// when ORGKEY_IAM_RECORD names a directory.
+var iamRecorder *iam.Recorder
+
+func recordIAM(cfg aws.Config) (aws.Config, error) {
+	if os.Getenv(iam.RecordDirEnv) == "" {
+		return cfg, nil
+	}
+	// The store fans reads and deletions out to goroutines; only the runtime's
+	// record of who created them ties their calls to a function.
+	if !strings.Contains(os.Getenv("GODEBUG"), "tracebackancestors=") {
+		return cfg, fmt.Errorf("%s is set without GODEBUG=tracebackancestors=100: calls made on the store's goroutines could not be attributed", iam.RecordDirEnv)
+	}
+	iamRecorder = &iam.Recorder{}
+	return iamRecorder.Instrument(cfg), nil
+}
+
+// writeIAMRecording writes the recorded requests to <dir>/<package>.jsonl; go test
+// runs a test binary in its package's directory.
+func writeIAMRecording() error {
+	if iamRecorder == nil {
+		return nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	pkg := wd
+	if i := strings.LastIndex(wd, "/internal/"); i >= 0 {
+		pkg = wd[i+1:]
+	}
+	return iamRecorder.WriteFile(os.Getenv(iam.RecordDirEnv), pkg)
 }
