@@ -333,7 +333,8 @@ func pressStore(t *testing.T, ctx context.Context, want string) {
 	err := chromedp.Run(wait,
 		chromedp.WaitVisible("#store", chromedp.ByID),
 		chromedp.Click("#store", chromedp.ByID),
-		chromedp.Poll(`document.getElementById("status").textContent.includes(`+strconv.Quote(want)+`)`, nil),
+		// A background tab gets no animation frames: poll on an interval.
+		chromedp.Poll(`document.getElementById("status").textContent.includes(`+strconv.Quote(want)+`)`, nil, chromedp.WithPollingInterval(200*time.Millisecond)),
 	)
 	if err != nil {
 		var status, lang string
