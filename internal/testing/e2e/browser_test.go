@@ -288,7 +288,8 @@ func TestBrowserClaim(t *testing.T) {
 	o2 := newOrg(t, c)
 	invited := o2.invite(t, c, tenant.ProUser)
 	link2 := sendLink(t, c, o2, invited)
-	first := tab(t, b)
+	// Another person: a browser of their own (this one holds the first user's session).
+	first := tab(t, browser(t))
 	if err := chromedp.Run(first,
 		chromedp.Navigate(link2),
 		chromedp.WaitVisible("#signin", chromedp.ByID),
