@@ -9,7 +9,8 @@
 #               Chromium), make adversarial, make iam (the suites' AWS calls
 #               against the template's IAM policies), and a short run of every
 #               fuzz target
-#   make build  bin/<function>/bootstrap for each functions/<function>
+#   make build  the claim page's script bundle (npm: esbuild), then
+#               bin/<function>/bootstrap for each functions/<function>
 #               (BIN=<dir>: <dir>/<function>/bootstrap)
 #
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile) with ARTIFACTS_DIR.
@@ -48,7 +49,7 @@ RUN_FLAGS      ?=
 # npm ci runs again only when node_modules is missing or older than the lock.
 NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
 
-.PHONY: all deps tools chromium build test vet fmt-check lint staticcheck go-test adversarial iam fuzz bench run clean
+.PHONY: all deps tools chromium claimpage build test vet fmt-check lint staticcheck go-test adversarial iam fuzz bench run clean
 
 all: build
 
@@ -67,8 +68,21 @@ tools:
 	@moto_server --help >/dev/null 2>&1 || { echo 'moto_server not found: install it with: pip install "moto[server]"' >&2; exit 1; }
 	@cfn-lint --version >/dev/null 2>&1 || { echo "cfn-lint not found: install it with: pip install cfn-lint" >&2; exit 1; }
 
-## build: $(BIN)/<name>/bootstrap (bin/ by default) for every functions/<name>, for this machine
-build: $(BOOTSTRAPS)
+## claimpage: the claim page's script, src/claim.js with amazon-cognito-identity-js,
+## bundled by the pinned esbuild (package.json's "claimpage" script) into the
+## committed internal/claimpage/claim.bundle.js, which the send-key binary embeds
+## (a fresh clone builds without npm; internal/claimpage's test checks that a rebuild
+## gives the committed bytes)
+CLAIM_BUNDLE := internal/claimpage/claim.bundle.js
+claimpage: $(CLAIM_BUNDLE)
+
+$(CLAIM_BUNDLE): internal/claimpage/src/claim.js package.json package-lock.json $(NODE_STAMP)
+	npm run --silent claimpage > $@.tmp && mv $@.tmp $@
+
+## build: the claim page's bundle, then $(BIN)/<name>/bootstrap (bin/ by default)
+## for every functions/<name>, for this machine
+build: claimpage
+	$(MAKE) --no-print-directory $(BOOTSTRAPS)
 
 # Always handed to go build, whose cache decides what is stale.
 $(BIN)/%/bootstrap: FORCE

@@ -13,6 +13,9 @@ import (
 
 var commonEnv = []string{"TABLE_NAME=t", "KMS_KEY_ID=alias/k", "MAIL_FROM=no-reply@example.test", "APP_URL=https://vault.example.test"}
 
+// sendKeyEnv is what send-key needs besides: the user pool its claim page signs in to.
+var sendKeyEnv = []string{"USER_POOL_ID=eu-west-3_x", "USER_POOL_CLIENT_ID=c", "AWS_REGION=eu-west-3"}
+
 // Every flow's Config reads the common variables under their template.yaml names,
 // through the Common it embeds, and its own defaults.
 func TestParseEnvReadsEveryFlow(t *testing.T) {
@@ -21,8 +24,8 @@ func TestParseEnvReadsEveryFlow(t *testing.T) {
 	if err != nil || a.Common != want || a.CatchUpAfter != 120 {
 		t.Errorf("activation: %+v, %v", a, err)
 	}
-	s, err := lambdamain.ParseEnv[sendkey.Config](append(commonEnv, "SEND_RATE_LIMIT_PER_HOUR=7"))
-	if err != nil || s.Common != want || s.SendRateLimit != 7 || s.ClaimTTLHours != 72 {
+	s, err := lambdamain.ParseEnv[sendkey.Config](append(append(commonEnv, sendKeyEnv...), "SEND_RATE_LIMIT_PER_HOUR=7"))
+	if err != nil || s.Common != want || s.SendRateLimit != 7 || s.ClaimTTLHours != 72 || s.UserPoolID != "eu-west-3_x" || s.ClientID != "c" {
 		t.Errorf("send-key: %+v, %v", s, err)
 	}
 	r, err := lambdamain.ParseEnv[revealkey.Config](commonEnv)
@@ -60,8 +63,11 @@ func TestParseEnvRefusesNamingTheVariable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for flow, parse := range map[string]func([]string) error{
-				"activation":    func(e []string) error { _, err := lambdamain.ParseEnv[activation.Config](e); return err },
-				"send-key":      func(e []string) error { _, err := lambdamain.ParseEnv[sendkey.Config](e); return err },
+				"activation": func(e []string) error { _, err := lambdamain.ParseEnv[activation.Config](e); return err },
+				"send-key": func(e []string) error {
+					_, err := lambdamain.ParseEnv[sendkey.Config](append(append([]string(nil), e...), sendKeyEnv...))
+					return err
+				},
 				"reveal-key":    func(e []string) error { _, err := lambdamain.ParseEnv[revealkey.Config](e); return err },
 				"support-reset": func(e []string) error { _, err := lambdamain.ParseEnv[reset.Config](e); return err },
 			} {

@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -9,7 +8,8 @@ import (
 	"github.com/mspvault/orgkey/internal/orgkey"
 )
 
-// ClaimPath is the HTTP API route a claim link opens.
+// ClaimPath is the HTTP API route a claim link opens (GET: the page) and the page
+// spends it at (POST).
 const ClaimPath = "/org-key/claim"
 
 // SendKey is what the "your organization key" mail says. It carries a one-time claim
@@ -23,9 +23,30 @@ type SendKey struct {
 	ExpiresAt    time.Time
 }
 
-// ClaimURL is the link a claim token travels in.
+// ClaimURL is the link a claim token travels in. The token is in the fragment, which
+// a browser keeps to itself: the GET that loads the page does not carry it, so neither
+// API Gateway's access log nor a proxy nor a Referer ever sees it. (A token is
+// base64url: nothing in it needs escaping.)
 func ClaimURL(base string, t orgkey.ClaimToken) string {
-	return strings.TrimRight(base, "/") + ClaimPath + "?token=" + url.QueryEscape(t.Reveal())
+	return strings.TrimRight(base, "/") + ClaimPath + "#token=" + t.Reveal()
+}
+
+// ClaimRevoked is what the mail to the admin who sent a link says when other users'
+// attempts to spend it revoked it.
+type ClaimRevoked struct {
+	AdminName   string // the recipient; may be empty
+	TargetName  string // may be empty
+	TargetEmail string // may be empty
+	Attempts    int
+	SendURL     string // the web app's page that sends the key again
+}
+
+// ClaimRevokedMail renders that mail in the admin's language.
+func ClaimRevokedMail(locale, to string, r ClaimRevoked) (Message, error) {
+	return render("claimrevoked", locale, to, fields{
+		"AdminName": r.AdminName, "TargetName": r.TargetName, "TargetEmail": r.TargetEmail,
+		"Attempts": strconv.Itoa(r.Attempts), "SendURL": r.SendURL,
+	})
 }
 
 // SendKeyMail renders the claim-link mail in the recipient's language. The token's

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/claimpage"
 	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
@@ -24,8 +25,13 @@ import (
 
 // Route keys of the HTTP API (payload 2.0 RouteKey), all served by one function.
 const (
-	RouteSend    = "POST /org-key/send"
-	RouteClaim   = "GET " + mailpkg.ClaimPath
+	RouteSend = "POST /org-key/send"
+	// RouteClaimPage and RouteClaimHead serve the page a claim link opens; public, and
+	// they change nothing.
+	RouteClaimPage = "GET " + mailpkg.ClaimPath
+	RouteClaimHead = "HEAD " + mailpkg.ClaimPath
+	// RouteClaim spends a link: behind the JWT authorizer, the token in the body.
+	RouteClaim   = "POST " + mailpkg.ClaimPath
 	RouteRequest = "POST /org-key/request"
 )
 
@@ -37,13 +43,15 @@ const CookieName = "__Host-orgkey"
 // CookieMaxAge is as long as browsers keep a cookie (Chrome caps Max-Age at 400 days).
 const CookieMaxAge = 400 * 24 * time.Hour
 
-// Handler is the Lambda edge for the three routes: it resolves the caller, decodes
-// bodies, calls the service and turns results and errors into answers and the one log
-// line. It always answers; it never returns an error to the runtime.
+// Handler is the Lambda edge for the routes: it resolves the caller, decodes bodies,
+// calls the service and turns results and errors into answers and the one log line.
+// It always answers; it never returns an error to the runtime.
 type Handler struct {
 	Service   *Service
 	Directory httpapi.Directory
 	Log       *slog.Logger
+	// Page configures the claim page's sign-in (user pool, app client, Cognito).
+	Page claimpage.Config
 
 	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
 }
@@ -71,7 +79,7 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 		Random:       rand.Reader,
 		Log:          log,
 	}
-	h := &Handler{Service: svc, Directory: st, Log: log}
+	h := &Handler{Service: svc, Directory: st, Log: log, Page: cfg.PageConfig()}
 	h.entry = lambda.NewHandler(h.Handle)
 	return h, nil
 }
@@ -93,6 +101,9 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	switch req.RouteKey {
 	case RouteSend:
 		resp, attrs, err = h.send(ctx, req)
+	case RouteClaimPage, RouteClaimHead:
+		flow = "claim-page"
+		resp = h.page(req)
 	case RouteClaim:
 		flow = "claim-key"
 		resp, attrs, err = h.claim(ctx, req)
@@ -103,8 +114,16 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		err = apperr.New(apperr.NotFound, "route_not_found", "no such route")
 		resp = httpapi.Error(err)
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		resp.Headers["Retry-After"] = strconv.Itoa(retryAfter(h.Service.Now()))
+	}
 	httpapi.LogRequest(ctx, h.Log, flow, req, resp.StatusCode, err, attrs...)
 	return resp, nil
+}
+
+// retryAfter is the seconds until the hourly rate windows (store.Allow) start again.
+func retryAfter(now time.Time) int {
+	return int(now.Truncate(time.Hour).Add(time.Hour).Sub(now).Seconds()) + 1
 }
 
 type sendResponse struct {
@@ -158,25 +177,80 @@ func (h *Handler) request(ctx context.Context, req httpapi.Request) (httpapi.Res
 	return httpapi.JSON(http.StatusAccepted, requestResponse{Status: "requested"}), attrs, nil
 }
 
+// page answers GET and HEAD of a claim link: the page, in the language the browser
+// asks for. It reads nothing and writes nothing; whatever the query holds is ignored
+// (the token travels in the fragment, which the browser does not send).
+func (h *Handler) page(req httpapi.Request) httpapi.Response {
+	body := claimpage.Page(claimpage.Language(headerValue(req, "accept-language")), h.Page)
+	if req.RouteKey == RouteClaimHead {
+		body = ""
+	}
+	return httpapi.Response{StatusCode: http.StatusOK, Headers: claimpage.Headers(h.Page), Body: body}
+}
+
+type claimRequest struct {
+	Token string `json:"token"`
+}
+
+type claimResponse struct {
+	Status string `json:"status"`
+}
+
+// errTokenInQuery refuses a spend whose URL has a query: the token belongs in the body,
+// and a URL is logged and sent on as a Referer.
+var errTokenInQuery = apperr.New(apperr.Invalid, "query_not_allowed", "send the link's token in the JSON body, never in the URL")
+
+// errClaimGone is the one answer of every dead link, whatever the reason.
+var errClaimGone = apperr.New(apperr.NotFound, "link_gone", "this link is no longer valid")
+
 func (h *Handler) claim(ctx context.Context, req httpapi.Request) (httpapi.Response, []slog.Attr, error) {
-	res, err := h.Service.Claim(ctx, req.QueryStringParameters["token"], meta(req))
-	var attrs []slog.Attr
+	if req.RawQueryString != "" || len(req.QueryStringParameters) > 0 {
+		return httpapi.Error(errTokenInQuery), nil, errTokenInQuery
+	}
+	claims := httpapi.Claims(req)
+	sub := claims["sub"]
+	if sub == "" {
+		return httpapi.Error(errNoIdentity), nil, errNoIdentity
+	}
+	if err := httpapi.AccessTokenOnly(claims); err != nil {
+		return httpapi.Error(err), nil, err
+	}
+	attrs := []slog.Attr{slog.String("user", sub)}
+	var body claimRequest
+	if err := httpapi.Decode(req, &body); err != nil {
+		return httpapi.Error(err), attrs, err
+	}
+	res, err := h.Service.Claim(ctx, body.Token, sub, meta(req))
 	if res.TenantID != "" {
-		attrs = append(attrs, slog.String("tenant", res.TenantID), slog.String("user", res.UserID))
+		attrs = append(attrs, slog.String("tenant", res.TenantID))
 	}
 	switch {
 	case err == nil:
-		resp := page(http.StatusOK, claimedPage(res.Locale))
+		resp := httpapi.JSON(http.StatusOK, claimResponse{Status: "stored"})
 		resp.Cookies = []string{CookieName + "=" + res.Key.Reveal() +
 			"; Max-Age=" + strconv.Itoa(int(CookieMaxAge/time.Second)) + "; Path=/; Secure; HttpOnly; SameSite=Strict"}
 		return resp, attrs, nil
 	case IsGone(err):
-		return page(http.StatusGone, GonePage), attrs, err
-	case apperr.CodeOf(err) == apperr.Unavailable:
-		return page(http.StatusBadGateway, unavailablePage), attrs, err
+		resp := httpapi.Error(errClaimGone)
+		resp.StatusCode = http.StatusGone
+		return resp, attrs, err
 	default:
-		return page(http.StatusInternalServerError, unavailablePage), attrs, err
+		return httpapi.Error(err), attrs, err
 	}
+}
+
+// headerValue is a request header, whatever the case of its name (API Gateway
+// lower-cases them; a test event may not).
+func headerValue(req httpapi.Request, name string) string {
+	if v, ok := req.Headers[name]; ok {
+		return v
+	}
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
 }
 
 func callerAttrs(c httpapi.Caller) []slog.Attr {
@@ -206,80 +280,3 @@ func apiOrigin(req httpapi.Request) string {
 	}
 	return origin
 }
-
-// pageHeaders go on every claim page: nothing cached, no referrer (the URL holds a
-// token), nothing but inline style.
-func pageHeaders() map[string]string {
-	return map[string]string{
-		"Content-Type":            "text/html; charset=utf-8",
-		"Cache-Control":           "no-store",
-		"Pragma":                  "no-cache",
-		"Referrer-Policy":         "no-referrer",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-		"X-Content-Type-Options":  "nosniff",
-		"X-Frame-Options":         "DENY",
-	}
-}
-
-func page(status int, body string) httpapi.Response {
-	return httpapi.Response{StatusCode: status, Headers: pageHeaders(), Body: body}
-}
-
-func claimedPage(locale string) string {
-	if mailpkg.Language(locale) == "fr" {
-		return claimedPageFR
-	}
-	return claimedPageEN
-}
-
-const pageStyle = `<style>body{font-family:sans-serif;line-height:1.5;max-width:36em;margin:3em auto;padding:0 1em}</style>`
-
-const claimedPageEN = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Organization key stored</title>` + pageStyle + `</head>
-<body>
-<h1>Organization key stored</h1>
-<p>This browser now holds your organization's key and can open the password vault. You can close this page and sign in.</p>
-<p>The link you opened has been used and no longer works.</p>
-</body></html>
-`
-
-const claimedPageFR = `<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Clé d'organisation enregistrée</title>` + pageStyle + `</head>
-<body>
-<h1>Clé d'organisation enregistrée</h1>
-<p>Ce navigateur détient maintenant la clé de votre organisation et peut ouvrir le coffre de mots de passe. Vous pouvez fermer cette page et vous connecter.</p>
-<p>Le lien que vous avez ouvert a été utilisé et ne fonctionne plus.</p>
-</body></html>
-`
-
-// GonePage answers every refused claim link, whatever the reason: used, expired,
-// unknown, superseded by a key reset, or its user or organization gone.
-const GonePage = `<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Link no longer valid / Lien expiré</title>` + pageStyle + `</head>
-<body>
-<div lang="en">
-<h1>This link is no longer valid</h1>
-<p>Organization key links work once and expire. Ask an administrator of your organization to send the key again.</p>
-</div>
-<hr>
-<div lang="fr">
-<h1>Ce lien n'est plus valide</h1>
-<p>Les liens de clé d'organisation ne fonctionnent qu'une fois et expirent. Demandez à un administrateur de votre organisation de vous renvoyer la clé.</p>
-</div>
-</body></html>
-`
-
-const unavailablePage = `<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Try again later / Réessayez plus tard</title>` + pageStyle + `</head>
-<body>
-<div lang="en">
-<h1>Temporarily unavailable</h1>
-<p>The organization key could not be stored right now. Open the link again in a few minutes.</p>
-</div>
-<hr>
-<div lang="fr">
-<h1>Service momentanément indisponible</h1>
-<p>La clé d'organisation n'a pas pu être enregistrée pour le moment. Rouvrez le lien dans quelques minutes.</p>
-</div>
-</body></html>
-`

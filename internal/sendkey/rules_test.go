@@ -110,7 +110,13 @@ func TestSenders(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	ok := sendkey.Config{Common: lambdamain.Common{TableName: "t", KMSKeyID: "k", MailFrom: "a@b", AppURL: "https://vault.example.test"},
-		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3}
+		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3, UserPoolID: "eu-west-3_x", ClientID: "c", Region: "eu-west-3"}
+	if got := ok.PageConfig().CognitoEndpoint; got != "https://cognito-idp.eu-west-3.amazonaws.com/" {
+		t.Errorf("page endpoint %q", got)
+	}
+	if local := (sendkey.Config{CognitoEndpoint: "http://127.0.0.1:9229"}); local.PageConfig().CognitoEndpoint != "http://127.0.0.1:9229/" {
+		t.Errorf("the SDK's endpoint setting is not the page's")
+	}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
@@ -125,6 +131,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ttl huge", "CLAIM_TTL_HOURS", func(c *sendkey.Config) { c.ClaimTTLHours = 10000 }},
 		{"send limit zero", "SEND_RATE_LIMIT_PER_HOUR", func(c *sendkey.Config) { c.SendRateLimit = 0 }},
 		{"request limit negative", "REQUEST_RATE_LIMIT_PER_HOUR", func(c *sendkey.Config) { c.RequestRateLimit = -1 }},
+		{"no region for the page's Cognito", "AWS_REGION", func(c *sendkey.Config) { c.Region = "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

@@ -1,13 +1,15 @@
 // Package sendkey owns the send-key flow (option 1 of the source article, N-able
 // Passportal's "how to recover your Organization Key"; see docs/product.md): an admin has the
-// service mail a user a one-time claim link; opening the link stores the organization
-// key in that user's browser as a cookie. It also owns the counterpart, a user asking
-// the admins who may send them the key.
+// service mail a user a one-time claim link; the link's page (GET, public, changes
+// nothing) signs the user in, and its button (POST, the user's own JWT) stores the
+// organization key in that user's browser as a cookie. It also owns the counterpart, a
+// user asking the admins who may send them the key.
 //
-// The mail never carries the key, only the link. The link's token is 256 random bits of
-// which the table keeps only the hash; it is bound to the target user and the key
-// version, expires, and is spent atomically, so it works once. The key is unwrapped
-// only when a valid link is opened, and leaves the service only in that answer's
+// The mail never carries the key, only the link, whose token sits in the URL's fragment.
+// The token is 256 random bits of which the table keeps only the hash; it is bound to
+// the target user and the key version, expires, is superseded by a newer link to the
+// same user, and is spent atomically by that user only, so it works once, for them. The
+// key is unwrapped only for such a spend, and leaves the service only in that answer's
 // cookie.
 package sendkey
 
@@ -23,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/claimpage"
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
@@ -41,6 +44,19 @@ type Config struct {
 	// Rate limits, per user and hour.
 	SendRateLimit    int `env:"SEND_RATE_LIMIT_PER_HOUR" envDefault:"30"`
 	RequestRateLimit int `env:"REQUEST_RATE_LIMIT_PER_HOUR" envDefault:"3"`
+	// The claim page signs the link's addressee in against this pool and app client.
+	UserPoolID string `env:"USER_POOL_ID,required,notEmpty"`
+	ClientID   string `env:"USER_POOL_CLIENT_ID,required,notEmpty"`
+	// The Cognito API the page calls: the SDK's own endpoint setting when present,
+	// else the region's public endpoint.
+	Region          string `env:"AWS_REGION"`
+	CognitoEndpoint string `env:"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"`
+}
+
+// PageConfig is the claim page's sign-in configuration.
+func (c Config) PageConfig() claimpage.Config {
+	return claimpage.Config{UserPoolID: c.UserPoolID, ClientID: c.ClientID,
+		CognitoEndpoint: claimpage.Endpoint(c.CognitoEndpoint, c.Region)}
 }
 
 // Validate fails fast on values that parse but make no sense, naming the variable.
@@ -57,6 +73,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SEND_RATE_LIMIT_PER_HOUR %d: want at least 1", c.SendRateLimit)
 	case c.RequestRateLimit < 1:
 		return fmt.Errorf("REQUEST_RATE_LIMIT_PER_HOUR %d: want at least 1", c.RequestRateLimit)
+	case c.PageConfig().CognitoEndpoint == "":
+		return fmt.Errorf("AWS_REGION is empty: the claim page needs the user pool's region")
 	}
 	return nil
 }
@@ -69,9 +87,14 @@ type Store interface {
 	GetUserAndOrg(ctx context.Context, tenantID, userID string) (tenant.User, tenant.Org, error)
 	FindUserByEmail(ctx context.Context, tenantID, email string) (tenant.User, error)
 	Members(ctx context.Context, tenantID string) ([]tenant.User, []tenant.Site, error)
-	PutClaim(ctx context.Context, c store.Claim) error
+	// PutLiveClaim stores a link as its user's one live link (not_found: no such user).
+	PutLiveClaim(ctx context.Context, c store.Claim) error
 	GetClaim(ctx context.Context, hash string) (store.Claim, error)
-	ConsumeClaim(ctx context.Context, hash, tenantID string, keyVersion int, now time.Time) (store.Claim, error)
+	// GetClaimParties is GetUserAndOrg and the hash of the user's live link.
+	GetClaimParties(ctx context.Context, tenantID, userID string) (tenant.User, tenant.Org, string, error)
+	SpendClaim(ctx context.Context, hash, tenantID, userID string, keyVersion int, now time.Time) (store.Claim, error)
+	AddClaimAttempt(ctx context.Context, hash string) (int, error)
+	RevokeClaim(ctx context.Context, hash string, now time.Time) error
 	Allow(ctx context.Context, flow, subject string, limit int, window time.Duration, now time.Time) (bool, error)
 	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
 }
@@ -92,7 +115,13 @@ type Mailer interface {
 const (
 	FlowSend    = "send-key"
 	FlowRequest = "request-key"
+	// FlowClaimUnknown counts, per source IP, claims of tokens that name no link.
+	FlowClaimUnknown = "claim-unknown"
 )
+
+// DefaultUnknownClaimLimit is how many claims of unknown tokens one source IP may make
+// per hour (each leaves an expiring audit record).
+const DefaultUnknownClaimLimit = 20
 
 // UnknownTenant is the audit partition of claim attempts whose token names no
 // organization (malformed, unknown or purged tokens). Tenant ids start with "org_", so
@@ -116,6 +145,9 @@ type Service struct {
 	ClaimTTL     time.Duration
 	SendLimit    int // per sender and hour
 	RequestLimit int // per requester and hour
+	// UnknownClaimLimit bounds claims of unknown tokens per source IP and hour;
+	// DefaultUnknownClaimLimit when 0.
+	UnknownClaimLimit int
 
 	Now    func() time.Time
 	Random io.Reader
@@ -205,10 +237,15 @@ func (s *Service) Send(ctx context.Context, sender tenant.User, org tenant.Org, 
 		return SendResult{}, err
 	}
 	expires := now.Add(s.ClaimTTL)
-	if err := s.Store.PutClaim(ctx, store.Claim{
+	// The new link supersedes the target's earlier unspent ones.
+	switch err := s.Store.PutLiveClaim(ctx, store.Claim{
 		Hash: token.Hash(), TenantID: org.ID, UserID: target.ID, SentBy: sender.ID,
 		KeyVersion: org.KeyVersion, CreatedAt: now, ExpiresAt: expires,
-	}); err != nil {
+	}); apperr.CodeOf(err) {
+	case "":
+	case apperr.NotFound: // deleted since the lookup
+		return SendResult{}, errUserNotFound
+	default:
 		return SendResult{}, err
 	}
 	base := s.ClaimBaseURL

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,7 @@ func newFixture(t *testing.T) *fixture {
 	h, err := sendkey.New(sendkey.Config{
 		Common:        lambdamain.Common{TableName: env.TableName, KMSKeyID: env.KMSKeyID, MailFrom: mailFrom, AppURL: appURL},
 		ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3,
+		UserPoolID: "eu-west-3_Example01", ClientID: "exampleclient", Region: "eu-west-3",
 	}, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -218,11 +220,21 @@ func (f *fixture) request(t *testing.T, requester tenant.User, body string) http
 	return f.do(t, event(t, "request-key.json", requester.ID, body))
 }
 
-func (f *fixture) claim(t *testing.T, token string) httpapi.Response {
+// claim spends a link as the signed-in user (POST /org-key/claim, the token in the
+// body).
+func (f *fixture) claim(t *testing.T, as tenant.User, token string) httpapi.Response {
 	t.Helper()
-	req := event(t, "claim-key.json", "", "")
-	req.RawQueryString = "token=" + url.QueryEscape(token)
-	req.QueryStringParameters = map[string]string{"token": token}
+	body, _ := json.Marshal(map[string]string{"token": token})
+	return f.do(t, event(t, "claim-key.json", as.ID, string(body)))
+}
+
+// page is GET (or HEAD) of a claim link's page.
+func (f *fixture) page(t *testing.T, method, acceptLanguage string) httpapi.Response {
+	t.Helper()
+	req := event(t, "claim-page.json", "", "")
+	req.RouteKey = method + " /org-key/claim"
+	req.RequestContext.HTTP.Method = method
+	req.Headers["accept-language"] = acceptLanguage
 	return f.do(t, req)
 }
 
@@ -254,7 +266,7 @@ func wantError(t *testing.T, resp httpapi.Response, status int, reason string) {
 // returns its token.
 func claimToken(t *testing.T, m emulators.Email) string {
 	t.Helper()
-	link := linkIn(t, m.Text, apiOrigin+mail.ClaimPath+"?token=")
+	link := linkIn(t, m.Text, apiOrigin+mail.ClaimPath+"#token=")
 	if !strings.Contains(m.HTML, link) && !strings.Contains(m.HTML, strings.ReplaceAll(link, "&", "&amp;")) {
 		t.Fatalf("HTML does not carry the text's link %s", link)
 	}
@@ -262,7 +274,14 @@ func claimToken(t *testing.T, m emulators.Email) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := u.Query().Get("token")
+	if u.RawQuery != "" {
+		t.Fatalf("the link has a query: %s", link)
+	}
+	frag, err := url.ParseQuery(u.Fragment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := frag.Get("token")
 	if _, err := orgkey.ParseClaim(tok); err != nil {
 		t.Fatalf("mailed token is malformed: %v", err)
 	}
@@ -464,105 +483,259 @@ func TestCrossTenantTargetIsAnsweredLikeAMissingOne(t *testing.T) {
 }
 
 func TestClaimStoresKeyInCookieOnce(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		target func(*world) tenant.User
-		phrase string
-		lang   string
-	}{
-		{"english", func(w *world) tenant.User { return w.pro }, "Organization key stored", `lang="en"`},
-		{"french", func(w *world) tenant.User { return w.proFR }, "Clé d'organisation enregistrée", `lang="fr"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			w := f.newWorld(t)
-			target := tc.target(w)
-			if resp := f.sendTo(t, w.orgAdmin, target); resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
-			}
-			token := claimToken(t, testenv.Get(t).MailsTo(t, target.Email)[0])
-
-			// The table holds the token's hash only, bound to the user and key version.
-			claims, err := f.store.TenantClaims(t.Context(), w.org.ID)
-			if err != nil || len(claims) != 1 {
-				t.Fatalf("claims %+v, %v", claims, err)
-			}
-			tok, _ := orgkey.ParseClaim(token)
-			c := claims[0]
-			if c.Hash != tok.Hash() || c.UserID != target.ID || c.SentBy != w.orgAdmin.ID || c.KeyVersion != 1 || !c.UsedAt.IsZero() {
-				t.Fatalf("stored claim %+v", c)
-			}
-			if got := c.ExpiresAt.Sub(c.CreatedAt); got != 72*time.Hour {
-				t.Errorf("claim lives %v, want 72h", got)
-			}
-
-			resp := f.claim(t, token)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("claim: %d %s", resp.StatusCode, resp.Body)
-			}
-			wantCookie := "__Host-orgkey=" + w.key.Reveal() + "; Max-Age=34560000; Path=/; Secure; HttpOnly; SameSite=Strict"
-			if len(resp.Cookies) != 1 || resp.Cookies[0] != wantCookie {
-				// Not printed: test keys are keys too.
-				t.Fatalf("%d cookies, not the one wanted (__Host-orgkey=<key>; Max-Age=34560000; Path=/; Secure; HttpOnly; SameSite=Strict)", len(resp.Cookies))
-			}
-			if _, ok := resp.Headers["Set-Cookie"]; ok {
-				t.Error("the cookie is also in Headers: one place only")
-			}
-			wantPageHeaders(t, resp)
-			if !strings.Contains(resp.Body, tc.phrase) || !strings.Contains(resp.Body, tc.lang) {
-				t.Errorf("page is not in the target's language: %s", resp.Body)
-			}
-			resp.Cookies = nil
-			assertNoSecret(t, "the claim page", responseText(resp), w.key)
-			if strings.Contains(resp.Body, token) {
-				t.Error("the page repeats the token")
-			}
-
-			// The link works once.
-			again := f.claim(t, token)
-			wantGone(t, again)
-
-			recs := f.audit(t, w.org.ID)
-			ok := findAudit(recs, store.ActionKeyClaimed, "ok", "")
-			if len(ok) != 1 || ok[0].TargetID != target.ID || ok[0].SourceIP != "203.0.113.10" || ok[0].UserAgent == "" || ok[0].RequestID == "" {
-				t.Fatalf("claim audit records %+v", ok)
-			}
-			if len(findAudit(recs, store.ActionKeyClaimed, "not_found", sendkey.ReasonClaimUsed)) != 1 {
-				t.Errorf("no audit record for the replay: %+v", recs)
-			}
-			if !strings.Contains(f.logs.String(), `"outcome":"ok"`) || !strings.Contains(f.logs.String(), `"flow":"claim-key"`) {
-				t.Errorf("no claim log line: %s", f.logs.String())
-			}
-			assertNoSecret(t, "the logs", f.logs.String(), w.key)
-			if strings.Contains(f.logs.String(), token) {
-				t.Fatal("the token is in the logs")
-			}
-		})
+	f := newFixture(t)
+	w := f.newWorld(t)
+	target := w.pro
+	if resp := f.sendTo(t, w.orgAdmin, target); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
 	}
+	token := claimToken(t, testenv.Get(t).MailsTo(t, target.Email)[0])
+
+	// The table holds the token's hash only, bound to the user and key version.
+	claims, err := f.store.TenantClaims(t.Context(), w.org.ID)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claims %+v, %v", claims, err)
+	}
+	tok, _ := orgkey.ParseClaim(token)
+	c := claims[0]
+	if c.Hash != tok.Hash() || c.UserID != target.ID || c.SentBy != w.orgAdmin.ID || c.KeyVersion != 1 || !c.UsedAt.IsZero() {
+		t.Fatalf("stored claim %+v", c)
+	}
+	if got := c.ExpiresAt.Sub(c.CreatedAt); got != 72*time.Hour {
+		t.Errorf("claim lives %v, want 72h", got)
+	}
+
+	resp := f.claim(t, target, token)
+	if resp.StatusCode != http.StatusOK || resp.Body != `{"status":"stored"}` {
+		t.Fatalf("claim: %d %s", resp.StatusCode, resp.Body)
+	}
+	wantCookie := "__Host-orgkey=" + w.key.Reveal() + "; Max-Age=34560000; Path=/; Secure; HttpOnly; SameSite=Strict"
+	if len(resp.Cookies) != 1 || resp.Cookies[0] != wantCookie {
+		// Not printed: test keys are keys too.
+		t.Fatalf("%d cookies, not the one wanted (__Host-orgkey=<key>; Max-Age=34560000; Path=/; Secure; HttpOnly; SameSite=Strict)", len(resp.Cookies))
+	}
+	if _, ok := resp.Headers["Set-Cookie"]; ok {
+		t.Error("the cookie is also in Headers: one place only")
+	}
+	if resp.Headers["Cache-Control"] != "no-store" {
+		t.Errorf("headers %v", resp.Headers)
+	}
+	resp.Cookies = nil
+	assertNoSecret(t, "the claim answer", responseText(resp), w.key)
+
+	// The link works once.
+	wantGone(t, f.claim(t, target, token))
+
+	recs := f.audit(t, w.org.ID)
+	ok := findAudit(recs, store.ActionKeyClaimed, "ok", "")
+	if len(ok) != 1 || ok[0].TargetID != target.ID || ok[0].ActorID != target.ID || ok[0].SourceIP != "203.0.113.10" || ok[0].UserAgent == "" || ok[0].RequestID == "" || ok[0].TTL != 0 {
+		t.Fatalf("claim audit records %+v", ok)
+	}
+	if len(findAudit(recs, store.ActionKeyClaimed, "not_found", sendkey.ReasonClaimUsed)) != 1 {
+		t.Errorf("no audit record for the replay: %+v", recs)
+	}
+	if !strings.Contains(f.logs.String(), `"outcome":"ok"`) || !strings.Contains(f.logs.String(), `"flow":"claim-key"`) {
+		t.Errorf("no claim log line: %s", f.logs.String())
+	}
+	assertNoSecret(t, "the logs", f.logs.String(), w.key)
+	if strings.Contains(f.logs.String(), token) {
+		t.Fatal("the token is in the logs")
+	}
+}
+
+// GET and HEAD of a claim link serve the page in the browser's language, locked down,
+// and write nothing: no audit record, no change to the link.
+func TestClaimPageChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	w := f.newWorld(t)
+	if resp := f.sendTo(t, w.orgAdmin, w.pro); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
+	}
+	token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
+	before := f.audit(t, w.org.ID)
+	for _, tc := range []struct{ method, lang, want string }{
+		{"GET", "fr-FR,fr;q=0.9", `<html lang="fr">`},
+		{"GET", "en-GB", `<html lang="en">`},
+		{"GET", "", `<html lang="en">`},
+		{"HEAD", "fr", ""},
+	} {
+		resp := f.page(t, tc.method, tc.lang)
+		if resp.StatusCode != http.StatusOK || len(resp.Cookies) != 0 {
+			t.Fatalf("%s: %d, %d cookies", tc.method, resp.StatusCode, len(resp.Cookies))
+		}
+		if tc.want == "" && resp.Body != "" || tc.want != "" && !strings.Contains(resp.Body, tc.want) {
+			t.Errorf("%s %q: body %.120q, want %q", tc.method, tc.lang, resp.Body, tc.want)
+		}
+		wantPageHeaders(t, resp)
+	}
+	// A token in the page's query (an old link, or a scanner's guess) is ignored.
+	req := event(t, "claim-page.json", "", "")
+	req.RawQueryString = "token=" + token
+	req.QueryStringParameters = map[string]string{"token": token}
+	if resp := f.do(t, req); resp.StatusCode != http.StatusOK || len(resp.Cookies) != 0 || strings.Contains(resp.Body, token) {
+		t.Fatalf("page with a query token: %d", resp.StatusCode)
+	}
+	if after := f.audit(t, w.org.ID); len(after) != len(before) {
+		t.Errorf("the page wrote %d audit records", len(after)-len(before))
+	}
+	claims, err := f.store.TenantClaims(t.Context(), w.org.ID)
+	if err != nil || len(claims) != 1 || !claims[0].UsedAt.IsZero() || claims[0].Attempts != 0 {
+		t.Fatalf("the link changed: %+v, %v", claims, err)
+	}
+	if r := f.claim(t, w.pro, token); r.StatusCode != http.StatusOK {
+		t.Fatalf("the addressee's claim after the page: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// Another signed-in user is refused (403) and the link left live; the fifth such
+// attempt revokes it and mails the admin who sent it. No session and a token in the
+// query change nothing.
+func TestClaimOnlyByItsAddressee(t *testing.T) {
+	f := newFixture(t)
+	w := f.newWorld(t)
+	if resp := f.sendTo(t, w.orgAdmin, w.pro); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
+	}
+	token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
+	body, _ := json.Marshal(map[string]string{"token": token})
+
+	wantError(t, f.do(t, event(t, "claim-key.json", "", string(body))), http.StatusUnauthorized, "missing_identity")
+	inQuery := event(t, "claim-key.json", w.pro.ID, "")
+	inQuery.RawQueryString = "token=" + token
+	inQuery.QueryStringParameters = map[string]string{"token": token}
+	wantError(t, f.do(t, inQuery), http.StatusBadRequest, "query_not_allowed")
+
+	intruders := []tenant.User{w.orgAdmin, w.proFR, w.otherAdmin, w.otherPro}
+	for i, u := range intruders {
+		wantError(t, f.claim(t, u, token), http.StatusForbidden, sendkey.ReasonClaimWrongUser)
+		c := f.claimOf(t, w.org.ID)
+		if !c.UsedAt.IsZero() || !c.RevokedAt.IsZero() || c.Attempts != i+1 {
+			t.Fatalf("after %d wrong users the link is %+v", i+1, c)
+		}
+	}
+	recs := findAudit(f.audit(t, w.org.ID), store.ActionKeyClaimed, "forbidden", sendkey.ReasonClaimWrongUser)
+	if len(recs) != len(intruders) || recs[0].ActorID != w.orgAdmin.ID || recs[0].TargetID != w.pro.ID {
+		t.Fatalf("wrong-user audit records %+v", recs)
+	}
+	// The addressee can still spend it... in another world; here the fifth intruder
+	// revokes it and the sending admin is told.
+	wantError(t, f.claim(t, w.siteAdmin, token), http.StatusForbidden, sendkey.ReasonClaimWrongUser)
+	if c := f.claimOf(t, w.org.ID); c.RevokedAt.IsZero() || !c.UsedAt.IsZero() {
+		t.Fatalf("after %d wrong users the link is %+v, want revoked", store.MaxClaimAttempts, c)
+	}
+	var revokedMail bool
+	for _, m := range testenv.Get(t).MailsTo(t, w.orgAdmin.Email) {
+		if strings.Contains(m.Subject, "revoked") && strings.Contains(m.Text, w.pro.Email) && strings.Contains(m.Text, "5 times") {
+			revokedMail = true
+			assertNoSecret(t, "the revoked mail", m.Text+m.HTML, w.key)
+		}
+	}
+	if !revokedMail {
+		t.Fatal("the sending admin was not told the link was revoked")
+	}
+	wantGone(t, f.claim(t, w.pro, token))
+	wantError(t, f.claim(t, w.proFR, token), http.StatusForbidden, sendkey.ReasonClaimWrongUser)
+	if n := len(testenv.Get(t).MailsTo(t, w.orgAdmin.Email)); n != 1 {
+		t.Errorf("%d mails to the admin, want the one", n)
+	}
+}
+
+// A new send supersedes the target's earlier unspent link.
+func TestNewSendSupersedesEarlierLink(t *testing.T) {
+	f := newFixture(t)
+	w := f.newWorld(t)
+	for range 2 {
+		if resp := f.sendTo(t, w.orgAdmin, w.pro); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", resp.StatusCode, resp.Body)
+		}
+	}
+	mails := testenv.Get(t).MailsTo(t, w.pro.Email)
+	if len(mails) != 2 {
+		t.Fatalf("%d mails", len(mails))
+	}
+	first, second := claimToken(t, mails[0]), claimToken(t, mails[1])
+	wantGone(t, f.claim(t, w.pro, first))
+	if len(findAudit(f.audit(t, w.org.ID), store.ActionKeyClaimed, "not_found", sendkey.ReasonClaimReplaced)) != 1 {
+		t.Error("no audit record for the superseded link")
+	}
+	if r := f.claim(t, w.pro, second); r.StatusCode != http.StatusOK {
+		t.Fatalf("the newer link: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// Claims of tokens that name no link leave expiring records, at most
+// DefaultUnknownClaimLimit per source IP and hour; beyond, 429 with Retry-After and
+// nothing written.
+func TestUnknownClaimsAreBounded(t *testing.T) {
+	f := newFixture(t)
+	w := f.newWorld(t)
+	ip := fmt.Sprintf("198.51.100.%d", time.Now().UnixNano()%250+1)
+	claimFrom := func() httpapi.Response {
+		req := event(t, "claim-key.json", w.pro.ID, `{"token":"not-a-token"}`)
+		req.RequestContext.HTTP.SourceIP = ip
+		return f.do(t, req)
+	}
+	for range sendkey.DefaultUnknownClaimLimit {
+		wantGone(t, claimFrom())
+	}
+	over := claimFrom()
+	wantError(t, over, http.StatusTooManyRequests, "rate_limited")
+	if ra, err := strconv.Atoi(over.Headers["Retry-After"]); err != nil || ra < 1 || ra > 3601 {
+		t.Errorf("Retry-After %q", over.Headers["Retry-After"])
+	}
+	var mine []store.AuditRecord
+	for _, r := range f.audit(t, sendkey.UnknownTenant) {
+		if r.SourceIP == ip {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) != sendkey.DefaultUnknownClaimLimit {
+		t.Fatalf("%d records for %s, want %d", len(mine), ip, sendkey.DefaultUnknownClaimLimit)
+	}
+	for _, r := range mine {
+		if r.TTL < time.Now().Unix() || r.TTL > time.Now().Add(sendkey.UnknownAuditTTL+time.Hour).Unix() {
+			t.Fatalf("unknown-tenant record without a TTL: %+v", r)
+		}
+	}
+}
+
+// claimOf is the organization's one stored link.
+func (f *fixture) claimOf(t *testing.T, tid string) store.Claim {
+	t.Helper()
+	claims, err := f.store.TenantClaims(t.Context(), tid)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claims %+v, %v", claims, err)
+	}
+	return claims[0]
 }
 
 func wantPageHeaders(t *testing.T, resp httpapi.Response) {
 	t.Helper()
 	for k, v := range map[string]string{
-		"Content-Type":            "text/html; charset=utf-8",
-		"Cache-Control":           "no-store",
-		"Referrer-Policy":         "no-referrer",
-		"X-Content-Type-Options":  "nosniff",
-		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+		"Content-Type":           "text/html; charset=utf-8",
+		"Cache-Control":          "no-store",
+		"Referrer-Policy":        "no-referrer",
+		"X-Content-Type-Options": "nosniff",
 	} {
 		if got := resp.Headers[k]; got != v {
 			t.Errorf("header %s = %q, want %q", k, got, v)
 		}
 	}
+	csp := resp.Headers["Content-Security-Policy"]
+	for _, want := range []string{"default-src 'none'", "script-src 'sha256-", "form-action 'none'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
 }
 
-// wantGone: the one 410 page, whatever the reason, and no cookie.
+// wantGone: the one 410 answer, whatever the reason, and no cookie.
 func wantGone(t *testing.T, resp httpapi.Response) {
 	t.Helper()
-	if resp.StatusCode != http.StatusGone || resp.Body != sendkey.GonePage || len(resp.Cookies) != 0 {
-		t.Fatalf("status %d, %d cookies, body %.80q: want the 410 page", resp.StatusCode, len(resp.Cookies), resp.Body)
+	if len(resp.Cookies) != 0 {
+		t.Fatalf("a refused claim set %d cookies", len(resp.Cookies))
 	}
-	wantPageHeaders(t, resp)
+	wantError(t, resp, http.StatusGone, "link_gone")
 }
 
 func TestConcurrentClaimsGiveTheKeyOnce(t *testing.T) {
@@ -579,7 +752,7 @@ func TestConcurrentClaimsGiveTheKeyOnce(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			resps[i] = f.claim(t, token)
+			resps[i] = f.claim(t, w.siteUser1, token)
 		})
 	}
 	close(start)
@@ -640,7 +813,7 @@ func TestClaimRefusals(t *testing.T) {
 			return tok
 		}, true},
 		{"already used", sendkey.ReasonClaimUsed, func(t *testing.T, f *fixture, w *world, tok string) string {
-			if r := f.claim(t, tok); r.StatusCode != http.StatusOK {
+			if r := f.claim(t, w.pro, tok); r.StatusCode != http.StatusOK {
 				t.Fatalf("first claim %d", r.StatusCode)
 			}
 			return tok
@@ -673,7 +846,7 @@ func TestClaimRefusals(t *testing.T) {
 			}
 			token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
 			open := tc.prepare(t, f, w, token)
-			wantGone(t, f.claim(t, open))
+			wantGone(t, f.claim(t, w.pro, open))
 
 			tid := sendkey.UnknownTenant
 			if tc.known {
@@ -924,13 +1097,13 @@ func TestDependencyFailures(t *testing.T) {
 	}
 	token := claimToken(t, testenv.Get(t).MailsTo(t, w.pro.Email)[0])
 	f.faults.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
-	r := f.claim(t, token)
-	if r.StatusCode != http.StatusBadGateway || len(r.Cookies) != 0 || strings.Contains(r.Body, "127.0.0.1") {
-		t.Fatalf("KMS down: %d, %d cookies, %.100s: want the 502 page", r.StatusCode, len(r.Cookies), r.Body)
+	r := f.claim(t, w.pro, token)
+	if len(r.Cookies) != 0 || strings.Contains(r.Body, "127.0.0.1") {
+		t.Fatalf("KMS down: %d, %d cookies, %.100s", r.StatusCode, len(r.Cookies), r.Body)
 	}
-	wantPageHeaders(t, r)
+	wantError(t, r, http.StatusBadGateway, "unavailable")
 	f.faults.Clear()
-	if r := f.claim(t, token); r.StatusCode != http.StatusOK {
+	if r := f.claim(t, w.pro, token); r.StatusCode != http.StatusOK {
 		t.Fatalf("after KMS recovered: %d, want the link still usable", r.StatusCode)
 	}
 }
@@ -945,7 +1118,7 @@ func TestClaimBaseURL(t *testing.T) {
 		t.Fatalf("send: %d %s", r.StatusCode, r.Body)
 	}
 	m := testenv.Get(t).MailsTo(t, w.pro.Email)[0]
-	link := linkIn(t, m.Text, "https://vault.example.test/org-key/claim?token=")
+	link := linkIn(t, m.Text, "https://vault.example.test/org-key/claim#token=")
 	remember(link)
 	if strings.Contains(m.Text, "execute-api") {
 		t.Error("link still points at the API domain")
@@ -959,6 +1132,7 @@ func TestSampleEventsRoundTrip(t *testing.T) {
 		{"send-key.json", sendkey.RouteSend},
 		{"send-key-by-email.json", sendkey.RouteSend},
 		{"claim-key.json", sendkey.RouteClaim},
+		{"claim-page.json", sendkey.RouteClaimPage},
 		{"request-key.json", sendkey.RouteRequest},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -981,7 +1155,7 @@ func TestSampleEventsRoundTrip(t *testing.T) {
 				t.Errorf("route %q / %q, want %q", ev.RouteKey, ev.RequestContext.RouteKey, tc.route)
 			}
 			jwt := ev.RequestContext.Authorizer != nil && ev.RequestContext.Authorizer.JWT != nil
-			if wantJWT := tc.route != sendkey.RouteClaim; jwt != wantJWT || (jwt && ev.RequestContext.Authorizer.JWT.Claims["sub"] == "") {
+			if wantJWT := tc.route != sendkey.RouteClaimPage; jwt != wantJWT || (jwt && ev.RequestContext.Authorizer.JWT.Claims["sub"] == "") {
 				t.Errorf("JWT claims present = %v, want %v (with a sub)", jwt, wantJWT)
 			}
 		})

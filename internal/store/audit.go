@@ -27,6 +27,9 @@ type AuditRecord struct {
 	UserAgent string            `dynamodbav:"userAgent,omitempty"`
 	RequestID string            `dynamodbav:"requestId,omitempty"`
 	Detail    map[string]string `dynamodbav:"detail,omitempty"`
+	// TTL, when set, lets DynamoDB remove the record after that Unix time: records of
+	// no known tenant (anyone can make them) do not stay forever.
+	TTL int64 `dynamodbav:"ttl,omitempty"`
 }
 
 // Audit actions: what a record says happened, named <object>.<event in the past>, and

@@ -24,6 +24,10 @@ type Claim struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     time.Time // zero while unused
+	// Attempts counts spends tried by signed-in users other than UserID; at
+	// MaxClaimAttempts the link is revoked.
+	Attempts  int
+	RevokedAt time.Time // zero while not revoked
 }
 
 type claimItem struct {
@@ -39,6 +43,8 @@ type claimItem struct {
 	CreatedAt  string `dynamodbav:"createdAt"`
 	ExpiresAt  string `dynamodbav:"expiresAt"`
 	UsedAt     string `dynamodbav:"usedAt,omitempty"`
+	Attempts   int    `dynamodbav:"attempts,omitempty"`
+	RevokedAt  string `dynamodbav:"revokedAt,omitempty"`
 	TTL        int64  `dynamodbav:"ttl"`
 }
 
@@ -46,6 +52,7 @@ func (it claimItem) claim(hash string) Claim {
 	return Claim{
 		Hash: hash, TenantID: it.TenantID, UserID: it.UserID, SentBy: it.SentBy, KeyVersion: it.KeyVersion,
 		CreatedAt: parseTime(it.CreatedAt), ExpiresAt: parseTime(it.ExpiresAt), UsedAt: parseTime(it.UsedAt),
+		Attempts: it.Attempts, RevokedAt: parseTime(it.RevokedAt),
 	}
 }
 
@@ -92,33 +99,41 @@ func (st *Store) PutClaim(ctx context.Context, c Claim) (err error) {
 // claim_superseded); an unknown hash is not_found. Expiry is the caller's to check.
 func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVersion int, now time.Time) (_ Claim, err error) {
 	defer apperr.Wrap(&err, "store.ConsumeClaim")
-	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []ddbtypes.TransactWriteItem{
-			{Update: &ddbtypes.Update{
-				TableName:                           &st.Table,
-				Key:                                 key(claimPK(hash), claimSK),
-				UpdateExpression:                    aws.String("SET usedAt = :now"),
-				ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(usedAt)"),
-				ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now))},
-				ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
-			{ConditionCheck: &ddbtypes.ConditionCheck{
-				TableName:                &st.Table,
-				Key:                      key(tenantPK(tenantID), orgSK),
-				ConditionExpression:      aws.String("#status = :active AND keyVersion = :v"),
-				ExpressionAttributeNames: map[string]string{"#status": "status"},
-				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-					":active": s(string(tenant.Active)),
-					":v":      n(int64(keyVersion)),
-				},
-			}},
-		},
-	})
+	return st.consumeClaim(ctx, hash, tenantID, "", keyVersion, now)
+}
+
+// consumeClaim is ConsumeClaim; with a userID, the transaction also checks that the
+// link is that user's live link (SpendClaim).
+func (st *Store) consumeClaim(ctx context.Context, hash, tenantID, userID string, keyVersion int, now time.Time) (Claim, error) {
+	items := []ddbtypes.TransactWriteItem{
+		{Update: &ddbtypes.Update{
+			TableName:                           &st.Table,
+			Key:                                 key(claimPK(hash), claimSK),
+			UpdateExpression:                    aws.String("SET usedAt = :now"),
+			ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(usedAt) AND attribute_not_exists(revokedAt)"),
+			ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now))},
+			ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+		{ConditionCheck: &ddbtypes.ConditionCheck{
+			TableName:                &st.Table,
+			Key:                      key(tenantPK(tenantID), orgSK),
+			ConditionExpression:      aws.String("#status = :active AND keyVersion = :v"),
+			ExpressionAttributeNames: map[string]string{"#status": "status"},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":active": s(string(tenant.Active)),
+				":v":      n(int64(keyVersion)),
+			},
+		}},
+	}
+	if userID != "" {
+		items = append(items, liveClaimCheck(&st.Table, tenantID, userID, hash))
+	}
+	_, err := st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err == nil {
-		return Claim{Hash: hash, TenantID: tenantID, KeyVersion: keyVersion, UsedAt: now}, nil
+		return Claim{Hash: hash, TenantID: tenantID, UserID: userID, KeyVersion: keyVersion, UsedAt: now}, nil
 	}
 	var canceled *ddbtypes.TransactionCanceledException
-	if !errors.As(err, &canceled) || len(canceled.CancellationReasons) != 2 {
+	if !errors.As(err, &canceled) || len(canceled.CancellationReasons) != len(items) {
 		return Claim{}, unavailable(err)
 	}
 	spend, org := canceled.CancellationReasons[0], canceled.CancellationReasons[1]
@@ -134,10 +149,16 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVer
 			// This call's own spend: the SDK retried it after its answer was lost.
 			return it.claim(hash), nil
 		}
+		if it.RevokedAt != "" {
+			return it.claim(hash), apperr.New(apperr.Conflict, ReasonClaimRevoked, "claim revoked")
+		}
 		return it.claim(hash), apperr.New(apperr.Conflict, ReasonClaimUsed, "claim already used")
 	}
 	if aws.ToString(org.Code) == "ConditionalCheckFailed" {
 		return Claim{}, apperr.New(apperr.Conflict, ReasonClaimSuperseded, "the organization's key changed or is being reset")
+	}
+	if len(items) > 2 && aws.ToString(canceled.CancellationReasons[2].Code) == "ConditionalCheckFailed" {
+		return Claim{}, apperr.New(apperr.Conflict, ReasonClaimReplaced, "a newer link was sent to the user, or the user is gone")
 	}
 	return Claim{}, unavailable(err)
 }

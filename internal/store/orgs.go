@@ -151,21 +151,31 @@ func (st *Store) GetUser(ctx context.Context, tenantID, userID string) (_ tenant
 // that a caller can check both.
 func (st *Store) GetUserAndOrg(ctx context.Context, tenantID, userID string) (_ tenant.User, _ tenant.Org, err error) {
 	defer apperr.Wrap(&err, "store.GetUserAndOrg(%q, %q)", tenantID, userID)
+	userAV, orgAV, err := st.batchUserAndOrg(ctx, tenantID, userID)
+	if err != nil {
+		return tenant.User{}, tenant.Org{}, err
+	}
+	return decodeUserAndOrg(tenantID, userID, userAV, orgAV)
+}
+
+// batchUserAndOrg reads the items of a user and their organization in one strongly
+// consistent BatchGetItem, asking again for the keys it leaves unprocessed; a missing
+// item is nil.
+func (st *Store) batchUserAndOrg(ctx context.Context, tenantID, userID string) (userAV, orgAV map[string]ddbtypes.AttributeValue, err error) {
 	pk, usk := tenantPK(tenantID), userSK(userID)
 	keys := &ddbtypes.KeysAndAttributes{Keys: []map[string]ddbtypes.AttributeValue{key(pk, usk), key(pk, orgSK)}, ConsistentRead: aws.Bool(true)}
-	var userAV, orgAV map[string]ddbtypes.AttributeValue
 	for attempt := 0; keys != nil && len(keys.Keys) > 0; attempt++ {
 		if attempt > 0 {
 			if err := sleepBackoff(ctx, attempt-1); err != nil {
-				return tenant.User{}, tenant.Org{}, err
+				return nil, nil, err
 			}
 		}
 		if attempt > maxBatchRetries {
-			return tenant.User{}, tenant.Org{}, apperr.New(apperr.Unavailable, "", "storage left reads unprocessed")
+			return nil, nil, apperr.New(apperr.Unavailable, "", "storage left reads unprocessed")
 		}
 		out, err := st.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{st.Table: *keys}})
 		if err != nil {
-			return tenant.User{}, tenant.Org{}, unavailable(err)
+			return nil, nil, unavailable(err)
 		}
 		for _, item := range out.Responses[st.Table] {
 			switch attrS(item, "sk") {
@@ -180,6 +190,13 @@ func (st *Store) GetUserAndOrg(ctx context.Context, tenantID, userID string) (_ 
 			keys = &k
 		}
 	}
+	return userAV, orgAV, nil
+}
+
+// decodeUserAndOrg decodes what batchUserAndOrg read, reporting a missing user before
+// a missing organization.
+func decodeUserAndOrg(tenantID, userID string, userAV, orgAV map[string]ddbtypes.AttributeValue) (tenant.User, tenant.Org, error) {
+	pk, usk := tenantPK(tenantID), userSK(userID)
 	var (
 		u tenant.User
 		o tenant.Org

@@ -8,6 +8,10 @@ const (
 	// reset began since the link was sent.
 	ReasonClaimUsed       = "claim_used"
 	ReasonClaimSuperseded = "claim_superseded"
+	// SpendClaim, besides: the link was revoked (too many other users tried it); a
+	// newer link was sent to its user, or the user is gone.
+	ReasonClaimRevoked  = "claim_revoked"
+	ReasonClaimReplaced = "claim_replaced"
 
 	// BeginReset: another ticket's reset holds the organization; the organization
 	// changed between the reset's reads and its start.

@@ -79,6 +79,10 @@ func NewClient(ep Endpoints) *Client {
 // Person is someone with a Cognito account.
 type Person struct {
 	Email, Name, Locale, Company, Password string
+	// Temporary makes Invite create the account with Password as its temporary
+	// password (FORCE_CHANGE_PASSWORD: the first sign-in must choose a new one), as
+	// an invitation does.
+	Temporary bool
 }
 
 // SignUp signs a person up through the app client, as the sign-up page does.
@@ -157,9 +161,13 @@ func (c *Client) SignIn(ctx context.Context, email, password string) (Tokens, er
 // a password set for the demo, and the member's role and sites in the
 // table, keyed by the account's sub.
 func (c *Client) Invite(ctx context.Context, tenantID string, p Person, role tenant.Role, sites ...string) (tenant.User, error) {
+	var temporary *string
+	if p.Temporary {
+		temporary = aws.String(p.Password)
+	}
 	out, err := c.Cognito.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
 		UserPoolId: aws.String(c.UserPoolID), Username: aws.String(p.Email),
-		MessageAction: ciptypes.MessageActionTypeSuppress,
+		MessageAction: ciptypes.MessageActionTypeSuppress, TemporaryPassword: temporary,
 		UserAttributes: []ciptypes.AttributeType{
 			{Name: aws.String("email"), Value: aws.String(p.Email)},
 			{Name: aws.String("email_verified"), Value: aws.String("true")},
@@ -179,11 +187,13 @@ func (c *Client) Invite(ctx context.Context, tenantID string, p Person, role ten
 	if sub == "" {
 		return tenant.User{}, fmt.Errorf("create account %s: no sub", p.Email)
 	}
-	if _, err := c.Cognito.AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
-		UserPoolId: aws.String(c.UserPoolID), Username: out.User.Username,
-		Password: aws.String(p.Password), Permanent: true,
-	}); err != nil {
-		return tenant.User{}, fmt.Errorf("set password of %s: %w", p.Email, err)
+	if !p.Temporary {
+		if _, err := c.Cognito.AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
+			UserPoolId: aws.String(c.UserPoolID), Username: out.User.Username,
+			Password: aws.String(p.Password), Permanent: true,
+		}); err != nil {
+			return tenant.User{}, fmt.Errorf("set password of %s: %w", p.Email, err)
+		}
 	}
 	locale := p.Locale
 	if i := strings.IndexAny(locale, "-_"); i > 0 {

@@ -374,9 +374,11 @@ func (s *Stack) provision(ctx context.Context, cfg aws.Config, tpl *samtemplate.
 }
 
 // functionBaseEnv is what every function gets besides its template
-// variables: the emulators' endpoints, region and dummy credentials.
+// variables: the emulators' endpoints (cognito-local's too: the claim page
+// signs users in there, as it does against Cognito's regional endpoint on
+// AWS), region and dummy credentials.
 func (s *Stack) functionBaseEnv() []string {
-	return s.emu.Env()
+	return append(s.emu.Env(), "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="+s.Cognito)
 }
 
 // CLIEnv is the environment under which the AWS CLI reaches the stack.

@@ -28,7 +28,7 @@ var (
 )
 
 // claimLink finds a claim link in a mail.
-var claimLink = regexp.MustCompile(`https?://[^\s"'<>]+/org-key/claim\?token=[A-Za-z0-9_%.~-]+`)
+var claimLink = regexp.MustCompile(`https?://[^\s"'<>?#]+/org-key/claim#token=[A-Za-z0-9_-]+`)
 
 // ClaimLink returns the claim link a mail carries, or "".
 func ClaimLink(m emulators.Email) string {
@@ -151,7 +151,7 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	}
 	p.response(resp)
 
-	p.step("6. " + demoProUser.Name + " opens the claim link from his mail: GET /org-key/claim (no JWT: the link is the credential)")
+	p.step("6. A mail scanner opens " + demoProUser.Name + "'s claim link before he does (HEAD, GET as Safe Links, the page's button without a session)")
 	hugoMails, err := c.WaitEmails(ctx, demoProUser.Email, 1)
 	if err != nil {
 		return err
@@ -161,20 +161,53 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	if link == "" {
 		return fmt.Errorf("no claim link in the mail to %s", demoProUser.Email)
 	}
-	if resp, err = c.API(ctx, http.MethodGet, link, "", nil); err != nil {
+	page := LinkPage(link)
+	p.say("the token is in the link's fragment: the requests below are for %s", page)
+	if resp, err = c.Fetch(ctx, http.MethodHead, page, "curl/8.5.0"); err != nil {
 		return err
 	}
-	p.say("GET %s -> %s", redactToken(link), resp.Status)
+	p.say("HEAD -> %s, Set-Cookie: %d", resp.Status, len(resp.Header.Values("Set-Cookie")))
+	if resp, err = c.Fetch(ctx, http.MethodGet, page, SafeLinksAgent); err != nil {
+		return err
+	}
+	p.say("GET (User-Agent: ...Safe Links) -> %s, %s, %d bytes, Set-Cookie: %d", resp.Status, pageTitle(resp.Body), len(resp.Body), len(resp.Header.Values("Set-Cookie")))
+	p.say("Content-Security-Policy: %s", cspWithoutHashes(resp.Header.Get("Content-Security-Policy")))
+	p.say("Referrer-Policy: %s, Cache-Control: %s", resp.Header.Get("Referrer-Policy"), resp.Header.Get("Cache-Control"))
+	if resp, err = c.Claim(ctx, link, ""); err != nil {
+		return err
+	}
+	p.say("POST /org-key/claim without a session (the scanner presses the button) -> %s %s", resp.Status, strings.TrimSpace(string(resp.Body)))
+	p.say("%s (signed in, not the addressee) presses it:", demoSiteAdmin.Name)
+	if resp, err = c.Claim(ctx, link, leaTokens.Access); err != nil {
+		return err
+	}
+	p.say("POST /org-key/claim -> %s %s, Set-Cookie: %d", resp.Status, strings.TrimSpace(string(resp.Body)), len(resp.Header.Values("Set-Cookie")))
+	state, err := c.LinkState(ctx, link)
+	if err != nil {
+		return err
+	}
+	p.say("the link after the scanner and the wrong user: %s", describeLink(state))
+
+	p.step("7. " + demoProUser.Name + " opens the link in his browser, signs in on the page (USER_PASSWORD_AUTH) and presses the button")
+	hugoTokens, err := c.SignIn(ctx, demoProUser.Email, demoProUser.Password)
+	if err != nil {
+		return err
+	}
+	p.say("InitiateAuth USER_PASSWORD_AUTH %s -> access token (%s)", demoProUser.Email, tokenSummary(hugoTokens.Access))
+	if resp, err = c.Claim(ctx, link, hugoTokens.Access); err != nil {
+		return err
+	}
+	p.say("POST /org-key/claim {\"token\":...} with his access token -> %s %s", resp.Status, strings.TrimSpace(string(resp.Body)))
 	for _, sc := range resp.Header.Values("Set-Cookie") {
 		p.say("Set-Cookie: %s", sc)
 	}
 	p.say("the cookie holds the key: %v", strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), ""), "="+revealed.OrgKey+";"))
-	if resp, err = c.API(ctx, http.MethodGet, link, "", nil); err != nil {
+	if resp, err = c.Claim(ctx, link, hugoTokens.Access); err != nil {
 		return err
 	}
-	p.say("the same link again -> %s (%s)", resp.Status, pageTitle(resp.Body))
+	p.say("the same link again -> %s %s", resp.Status, strings.TrimSpace(string(resp.Body)))
 
-	p.step("7. Support resets the key (aws lambda invoke --function-name SupportResetFunction on " + c.Endpoints.Lambda + ")")
+	p.step("8. Support resets the key (aws lambda invoke --function-name SupportResetFunction on " + c.Endpoints.Lambda + ")")
 	event := map[string]any{
 		"tenantId": tid, "ticketId": "SUP-LOCAL-0001", "agent": "jeanne.dupont@support.mspvault.example",
 		"verification": map[string]string{"method": "phone_callback",
@@ -201,7 +234,11 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	noahMails, err := c.Emails(ctx, demoSiteUser.Email)
 	if err == nil && len(noahMails) > 0 {
 		if l := ClaimLink(noahMails[0]); l != "" {
-			if resp, err = c.API(ctx, http.MethodGet, l, "", nil); err != nil {
+			noahTokens, err := c.SignIn(ctx, demoSiteUser.Email, demoSiteUser.Password)
+			if err != nil {
+				return err
+			}
+			if resp, err = c.Claim(ctx, l, noahTokens.Access); err != nil {
 				return err
 			}
 			p.say("%s's unused claim link after the reset -> %s", demoSiteUser.Name, resp.Status)
@@ -294,11 +331,7 @@ func tokenSummary(jwt string) string {
 	return fmt.Sprintf("iss=%v client_id=%v token_use=%v auth_time=%v", c["iss"], c["client_id"], c["token_use"], c["auth_time"])
 }
 
-// redactToken shortens a claim link's token for display.
-func redactToken(link string) string {
-	i := strings.Index(link, "token=")
-	if i < 0 || len(link) < i+6+10 {
-		return link
-	}
-	return link[:i+6+10] + "..."
+// cspWithoutHashes shortens the script and style hashes of a CSP for display.
+func cspWithoutHashes(csp string) string {
+	return regexp.MustCompile(`'sha256-[A-Za-z0-9+/=]+'`).ReplaceAllString(csp, "'sha256-…'")
 }

@@ -29,7 +29,9 @@ import (
 type Template struct {
 	Parameters map[string]Parameter
 	Resources  map[string]Resource
-	globals    map[string]any // the Globals section, by kind ("Function", "HttpApi", ...)
+	// Rules is the Rules section as decoded (intrinsics in their long form).
+	Rules   map[string]any
+	globals map[string]any // the Globals section, by kind ("Function", "HttpApi", ...)
 }
 
 // Parameter is one template parameter.
@@ -91,6 +93,7 @@ func Parse(data []byte) (*Template, error) {
 	if g, ok := top["Globals"].(map[string]any); ok {
 		t.globals = g
 	}
+	t.Rules, _ = top["Rules"].(map[string]any)
 	params, _ := top["Parameters"].(map[string]any)
 	for name, raw := range params {
 		p, _ := raw.(map[string]any)

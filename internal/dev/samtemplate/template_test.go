@@ -93,6 +93,8 @@ var functionChecks = map[string][]check{
 		timeoutAtMost(10),
 		route("POST", "/org-key/send", false),
 		route("GET", "/org-key/claim", true),
+		route("HEAD", "/org-key/claim", true),
+		route("POST", "/org-key/claim", false),
 		route("POST", "/org-key/request", false),
 		env("KMS_KEY_ID", wrappingKeyARN),
 		env("MAIL_FROM", mailFromRef),
@@ -101,6 +103,8 @@ var functionChecks = map[string][]check{
 		env("CLAIM_TTL_HOURS", "!Ref ClaimLinkTtlHours"),
 		env("SEND_RATE_LIMIT_PER_HOUR", "!Ref SendKeyRateLimitPerHour"),
 		env("REQUEST_RATE_LIMIT_PER_HOUR", "!Ref KeyRequestRateLimitPerHour"),
+		env("USER_POOL_ID", "!Ref UserPool"),
+		env("USER_POOL_CLIENT_ID", "!Ref UserPoolClient"),
 		allows("dynamodb:ConditionCheckItem"), allows("dynamodb:GetItem"), allows("dynamodb:BatchGetItem"), allows("dynamodb:Query"), allows("dynamodb:UpdateItem"), allows("dynamodb:PutItem"),
 		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
 		allowsOn("dynamodb:Query", gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
@@ -130,7 +134,10 @@ var functionChecks = map[string][]check{
 // publicRoutes lists the HTTP routes that may be open ("METHOD path");
 // every other route must carry the JWT authorizer.
 var publicRoutes = map[string]bool{
-	"GET /org-key/claim": true, // send-key: the link's one-time token is the credential
+	// send-key: the page a claim link opens; it changes nothing and holds no secret.
+	// Spending the link (POST) needs the addressee's JWT.
+	"GET /org-key/claim":  true,
+	"HEAD /org-key/claim": true,
 }
 
 // A check is one invariant of one function.

@@ -1,14 +1,18 @@
 package adversarial_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/orgkey"
+	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
 )
 
@@ -175,16 +179,61 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					// The link gives the target's organization's key, once.
 					tok := tokenIn(t, after[0])
-					claim := r.callSend(t, claimEvent(t, tok, true))
+					claim := r.callSend(t, claimEvent(t, target.user.ID, tok))
 					if claim.StatusCode != http.StatusOK || len(claim.Cookies) != 1 ||
 						!strings.HasPrefix(claim.Cookies[0], "__Host-orgkey="+keys[target.tenant]+";") {
 						t.Errorf("claim: %d %v", claim.StatusCode, len(claim.Cookies))
 					}
-					if again := r.callSend(t, claimEvent(t, tok, true)); again.StatusCode != http.StatusGone {
+					if again := r.callSend(t, claimEvent(t, target.user.ID, tok)); again.StatusCode != http.StatusGone {
 						t.Errorf("second opening: %d", again.StatusCode)
 					}
 				})
 			}
+		}
+	}
+
+	// The claim: every caller against a live link of every existing user. Only the
+	// link's own user gets the key (of the link's organization), once; anyone else is
+	// refused (403), the link left live for its user.
+	for _, tl := range targets {
+		if tl == "self" || !get(tl).exists {
+			continue
+		}
+		target := get(tl)
+		for _, cl := range append(slices.Clone(callers), tl) {
+			caller := get(cl)
+			t.Run(fmt.Sprintf("claim/%s/link of %s", cl, tl), func(t *testing.T) {
+				defer figures.cell(t, "claim")
+				tok, err := orgkey.NewClaimToken(rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				capture.token(tok.Reveal(), []string{target.user.Email})
+				tid := w.a.ID
+				if target.tenant == "b" {
+					tid = w.b.ID
+				}
+				now := time.Now()
+				if err := r.st.PutLiveClaim(t.Context(), store.Claim{Hash: tok.Hash(), TenantID: tid, UserID: target.user.ID,
+					SentBy: w.orgAdmin.ID, KeyVersion: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				resp := r.callSend(t, claimEvent(t, caller.user.ID, tok.Reveal()))
+				if caller.user.ID == target.user.ID {
+					if resp.StatusCode != http.StatusOK || len(resp.Cookies) != 1 ||
+						!strings.HasPrefix(resp.Cookies[0], "__Host-orgkey="+keys[target.tenant]+";") {
+						t.Errorf("the addressee's claim: %d, %d cookies", resp.StatusCode, len(resp.Cookies))
+					}
+					return
+				}
+				checkAnswer(t, resp.StatusCode, resp.Body, http.StatusForbidden, "claim_wrong_user")
+				if len(resp.Cookies) != 0 {
+					t.Errorf("another user got %d cookies", len(resp.Cookies))
+				}
+				if own := r.callSend(t, claimEvent(t, target.user.ID, tok.Reveal())); own.StatusCode != http.StatusOK {
+					t.Errorf("after another user's attempt the addressee's claim: %d", own.StatusCode)
+				}
+			})
 		}
 	}
 

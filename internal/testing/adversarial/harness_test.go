@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,7 +110,8 @@ func newRig(t *testing.T) *rig {
 	if r.reveal, err = revealkey.New(revealkey.Config{Common: common, StepUpSeconds: 300, RatePerHour: 10}, cfg, log); err != nil {
 		t.Fatal(err)
 	}
-	if r.send, err = sendkey.New(sendkey.Config{Common: common, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3}, cfg, log); err != nil {
+	if r.send, err = sendkey.New(sendkey.Config{Common: common, ClaimTTLHours: 72, SendRateLimit: 30, RequestRateLimit: 3,
+		UserPoolID: "eu-west-3_Example01", ClientID: "exampleclient", Region: "eu-west-3"}, cfg, log); err != nil {
 		t.Fatal(err)
 	}
 	r.sendSvc = r.send.Service
@@ -268,14 +270,26 @@ func revealEvent(t testing.TB, sub, body string) httpapi.Request {
 	return httpEvent(t, "reveal-key.json", sub, body)
 }
 
-func claimEvent(t testing.TB, token string, present bool) httpapi.Request {
+// claimEvent is POST /org-key/claim by sub ("" for no session) with the token in the
+// body, from a source IP of its own (claims of unknown tokens are counted per IP).
+func claimEvent(t testing.TB, sub, token string) httpapi.Request {
 	t.Helper()
-	req := httpEvent(t, "claim-key.json", "", "")
-	req.QueryStringParameters, req.RawQueryString = nil, ""
-	if present {
-		req.QueryStringParameters = map[string]string{"token": token}
-		req.RawQueryString = "token=" + token
-	}
+	body, _ := json.Marshal(map[string]string{"token": token})
+	req := httpEvent(t, "claim-key.json", sub, string(body))
+	n := claimIPs.Add(1)
+	req.RequestContext.HTTP.SourceIP = fmt.Sprintf("198.18.%d.%d", n/250%250, n%250+1)
+	return req
+}
+
+var claimIPs atomic.Int64
+
+// pageEvent is GET or HEAD of the claim page.
+func pageEvent(t testing.TB, method string) httpapi.Request {
+	t.Helper()
+	req := httpEvent(t, "claim-page.json", "", "")
+	req.RouteKey = method + " /org-key/claim"
+	req.RequestContext.RouteKey = req.RouteKey
+	req.RequestContext.HTTP.Method = method
 	return req
 }
 
@@ -305,7 +319,7 @@ func (r *rig) callReveal(t *testing.T, req httpapi.Request) httpapi.Response {
 
 func entryOf(route string) string {
 	switch route {
-	case sendkey.RouteSend, sendkey.RouteClaim, sendkey.RouteRequest:
+	case sendkey.RouteSend, sendkey.RouteClaim, sendkey.RouteClaimPage, sendkey.RouteClaimHead, sendkey.RouteRequest:
 		return route
 	}
 	return "send-key function, other route"
@@ -379,6 +393,9 @@ func (r *rig) snapshot(t *testing.T) snapshot {
 type effects struct {
 	audits []string // the reasons of the audit records written, one record each
 	rate   string   // the flow whose RATE# counter may count this call ("" none)
+	// attempt is the claim link (its CLAIM# key) whose wrong-user count this call may
+	// raise by one ("" none).
+	attempt string
 }
 
 // assertOnly checks that the table changed by exactly the documented effects.
@@ -405,6 +422,13 @@ func (r *rig) assertOnly(t *testing.T, before snapshot, want effects) {
 			rates++
 			if got, was := countOf(a), countOf(b); got != was+1 {
 				t.Errorf("rate counter %s went from %d to %d", k, was, got)
+			}
+		case want.attempt != "" && strings.HasPrefix(k, want.attempt) && inBefore && inAfter:
+			if got, was := attemptsOf(a), attemptsOf(b); got != was+1 {
+				t.Errorf("claim attempts went from %d to %d", was, got)
+			}
+			if strings.Contains(a, "usedAt") {
+				t.Errorf("a wrong user's attempt spent the link")
 			}
 		case !inBefore:
 			t.Errorf("item added: %s", a)
@@ -433,6 +457,14 @@ func mergeKeys(a, b snapshot) map[string]bool {
 		m[k] = true
 	}
 	return m
+}
+
+func attemptsOf(item string) int {
+	var v struct {
+		Attempts int `json:"attempts"`
+	}
+	json.Unmarshal([]byte(item), &v)
+	return v.Attempts
 }
 
 func countOf(item string) int {
@@ -480,7 +512,7 @@ func keyIn(t *testing.T, body string) orgkey.Key {
 // tokenIn takes the claim token out of a send-key mail.
 func tokenIn(t *testing.T, m emulators.Email) string {
 	t.Helper()
-	prefix := apiOrigin + mail.ClaimPath + "?token="
+	prefix := apiOrigin + mail.ClaimPath + "#token="
 	i := strings.Index(m.Text, prefix)
 	if i < 0 {
 		t.Fatalf("no claim link in mail:\n%s", m.Text)

@@ -203,18 +203,75 @@ func TestSendKey(t *testing.T) {
 	}
 }
 
-// TestClaimLink: the link sets the key as a __Host- cookie (Secure, HttpOnly,
-// SameSite=Strict) once; again, or forged, it shows the same 410 page.
+// TestClaimLink: a claim link carries its token in the fragment. What mail scanners
+// do with it — HEAD, GETs with their user agents, the page's button without a session,
+// a token in the query — answers the page or a refusal, sets no cookie and leaves the
+// link live; another signed-in user is refused (403). The addressee's POST with their
+// access token sets the key as a __Host- cookie (Secure, HttpOnly, SameSite=Strict)
+// once; again, or forged, it is 410.
 func TestClaimLink(t *testing.T) {
 	c := client(t)
 	o, link := sendToNewProUser(t, c)
-	if !strings.HasPrefix(link, shared.ep.API+"/org-key/claim?token=") {
-		t.Fatalf("claim link %q does not point at this API (%s)", link, shared.ep.API)
+	if !strings.HasPrefix(link, shared.ep.API+"/org-key/claim#token=") {
+		t.Fatalf("claim link %q does not point at this API (%s) with the token in its fragment", link, shared.ep.API)
+	}
+	page := localstack.LinkPage(link)
+	token := localstack.LinkToken(link)
+	for _, probe := range []struct{ method, agent string }{
+		{http.MethodHead, "curl/8.5.0"},
+		{http.MethodGet, localstack.SafeLinksAgent},
+		{http.MethodGet, "Mozilla/5.0 (compatible; BarracudaCentral)"},
+		{http.MethodGet, "Proofpoint URL Defense"},
+	} {
+		for _, u := range []string{page, page + "?token=" + token} {
+			r, err := c.Fetch(t.Context(), probe.method, u, probe.agent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.StatusCode != http.StatusOK || len(r.Cookies()) != 0 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+				strings.Contains(string(r.Body), o.Key) || strings.Contains(string(r.Body), token) {
+				t.Errorf("%s %s as %q: %s, %d cookies", probe.method, u, probe.agent, r.Status, len(r.Cookies()))
+			}
+			for _, h := range []string{"Cache-Control", "Referrer-Policy", "Content-Security-Policy"} {
+				if r.Header.Get(h) == "" {
+					t.Errorf("claim page lacks %s", h)
+				}
+			}
+			// The page signs in against the stack's Cognito, as it would against the
+			// region's endpoint on AWS.
+			if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' "+shared.ep.Cognito+";") {
+				t.Errorf("the page may not reach cognito-local (%s): %s", shared.ep.Cognito, csp)
+			}
+		}
+	}
+	noSession, err := c.Claim(t.Context(), link, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inQuery := mustAPI(t, c, http.MethodPost, "/org-key/claim?token="+token, o.Admin.Tokens.Access, map[string]string{})
+	other, err := c.Claim(t.Context(), link, o.Admin.Tokens.Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noSession.StatusCode != http.StatusUnauthorized || inQuery.StatusCode != http.StatusBadRequest || other.StatusCode != http.StatusForbidden {
+		t.Errorf("no session %s, token in the query %s, another user %s: want 401, 400, 403", noSession.Status, inQuery.Status, other.Status)
+	}
+	for _, r := range []*localstack.Response{noSession, inQuery, other} {
+		if len(r.Cookies()) != 0 || strings.Contains(string(r.Body), o.Key) {
+			t.Errorf("a refusal carries the key or a cookie: %s", r.Status)
+		}
+	}
+	if st, err := c.LinkState(t.Context(), link); err != nil || !st.UsedAt.IsZero() || !st.RevokedAt.IsZero() {
+		t.Fatalf("after the scanners the link is %+v, %v", st, err)
 	}
 
-	r := mustAPI(t, c, http.MethodGet, link, "", nil)
-	if r.StatusCode != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("claim: %s %v", r.Status, r.Header)
+	pro := o.members[len(o.members)-1]
+	r, err := c.Claim(t.Context(), link, pro.Tokens.Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StatusCode != http.StatusOK || strings.Contains(string(r.Body), o.Key) {
+		t.Fatalf("the addressee's claim: %s %s", r.Status, r.Body)
 	}
 	cookies := r.Cookies()
 	if len(cookies) != 1 {
@@ -225,19 +282,19 @@ func TestClaimLink(t *testing.T) {
 		ck.Path != "/" || ck.Domain != "" || ck.MaxAge <= 0 {
 		t.Errorf("cookie %+v", ck)
 	}
-	for _, h := range []string{"Cache-Control", "Referrer-Policy", "Content-Security-Policy"} {
-		if r.Header.Get(h) == "" {
-			t.Errorf("claim page lacks %s", h)
-		}
-	}
 
-	again := mustAPI(t, c, http.MethodGet, link, "", nil)
-	forged := mustAPI(t, c, http.MethodGet, "/org-key/claim?token=okc1_"+strings.Repeat("A", 43), "", nil)
-	none := mustAPI(t, c, http.MethodGet, "/org-key/claim", "", nil)
-	for name, x := range map[string]*localstack.Response{"reused": again, "forged": forged, "no token": none} {
+	again, err := c.Claim(t.Context(), link, pro.Tokens.Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := c.Claim(t.Context(), shared.ep.API+"/org-key/claim#token=okc1_"+strings.Repeat("A", 43), pro.Tokens.Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range map[string]*localstack.Response{"reused": again, "forged": forged} {
 		if x.StatusCode != http.StatusGone || string(x.Body) != string(again.Body) || len(x.Cookies()) != 0 ||
-			!strings.Contains(string(x.Body), "This link is no longer valid") {
-			t.Errorf("%s link: %s cookies %v", name, x.Status, x.Cookies())
+			!strings.Contains(string(x.Body), "link_gone") {
+			t.Errorf("%s link: %s %s cookies %v", name, x.Status, x.Body, x.Cookies())
 		}
 	}
 }
@@ -438,10 +495,17 @@ func TestHTTPAPIEdges(t *testing.T) {
 
 // sendToNewProUser makes an organization with a pro user, has its admin send the
 // user the key, and returns the organization and the claim link from the mail.
+// The pro user is o's last member.
 func sendToNewProUser(t *testing.T, c *localstack.Client) (*org, string) {
 	t.Helper()
 	o := newOrg(t, c)
 	pro := o.add(t, c, tenant.ProUser)
+	return o, sendLink(t, c, o, pro)
+}
+
+// sendLink has o's creator send the key to m and returns the mailed link.
+func sendLink(t *testing.T, c *localstack.Client, o *org, pro member) string {
+	t.Helper()
 	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", o.Admin.Tokens.Access, map[string]string{"email": pro.Email}); r.StatusCode != http.StatusAccepted {
 		t.Fatalf("send: %s %s", r.Status, r.Body)
 	}
@@ -453,5 +517,5 @@ func sendToNewProUser(t *testing.T, c *localstack.Client) (*org, string) {
 	if link == "" {
 		t.Fatalf("no claim link in:\n%s", mails[0].Text)
 	}
-	return o, link
+	return link
 }

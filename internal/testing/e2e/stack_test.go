@@ -202,6 +202,8 @@ type org struct {
 	Key   string // from the activation mail
 	Admin member // the creator, its first org admin
 	Site  string // a site, created with the organization
+	// members are the members add made, in order.
+	members []member
 }
 
 var orgKeyRE = regexp.MustCompile(`OK1(?:-[0-9A-Z]{4}){7}`)
@@ -265,7 +267,24 @@ func (o *org) add(t *testing.T, c *localstack.Client, role tenant.Role, sites ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	return member{Person: p, User: u, Tokens: tokens}
+	m := member{Person: p, User: u, Tokens: tokens}
+	o.members = append(o.members, m)
+	return m
+}
+
+// invite creates a member with a temporary password, not signed in: their first
+// sign-in must choose a new password (NEW_PASSWORD_REQUIRED).
+func (o *org) invite(t *testing.T, c *localstack.Client, role tenant.Role) member {
+	t.Helper()
+	p := localstack.Person{Email: unique("invited-") + "@example.com", Name: "Invited " + string(role), Locale: "fr",
+		Password: "Temp-Passw0rd-" + unique(""), Temporary: true}
+	u, err := c.Invite(t.Context(), o.ID, p, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := member{Person: p, User: u}
+	o.members = append(o.members, m)
+	return m
 }
 
 // processTree returns pid and every descendant of it, read from /proc.

@@ -199,12 +199,21 @@ func (c *claims) TenantOfUser(context.Context, string) (string, error) {
 func (c *claims) Members(context.Context, string) ([]tenant.User, []tenant.Site, error) {
 	return nil, nil, nil
 }
-func (c *claims) PutClaim(context.Context, store.Claim) error { return nil }
+func (c *claims) PutLiveClaim(context.Context, store.Claim) error { return nil }
 func (c *claims) GetClaim(context.Context, string) (store.Claim, error) {
 	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
 }
-func (c *claims) ConsumeClaim(context.Context, string, string, int, time.Time) (store.Claim, error) {
+func (c *claims) GetClaimParties(context.Context, string, string) (tenant.User, tenant.Org, string, error) {
+	return tenant.User{}, tenant.Org{}, "", apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) SpendClaim(context.Context, string, string, string, int, time.Time) (store.Claim, error) {
 	return store.Claim{}, apperr.New(apperr.NotFound, "", "not found")
+}
+func (c *claims) AddClaimAttempt(context.Context, string) (int, error) {
+	return 0, apperr.New(apperr.Conflict, "", "not live")
+}
+func (c *claims) RevokeClaim(context.Context, string, time.Time) error {
+	return apperr.New(apperr.Conflict, "", "not live")
 }
 func (c *claims) Allow(context.Context, string, string, int, time.Duration, time.Time) (bool, error) {
 	return true, nil
@@ -216,19 +225,22 @@ func (c *claims) PutAudit(_ context.Context, r store.AuditRecord, _ time.Time) e
 	return nil
 }
 
-// FuzzClaimQuery: whatever the claim link's query holds, the answer is the one gone
-// page (no link is known here), with no cookie, one audit record, and no echo of the
-// token; nothing panics.
-func FuzzClaimQuery(f *testing.F) {
+// FuzzClaimRequest: whatever a claim's body and query hold, no link is known here, so
+// the answer is a refusal with no cookie and no echo of the token: a query is refused
+// before anything is read or written (400), a body that is not {"token": string} is
+// refused (400) with nothing written, and any token gets the one gone answer (410)
+// with one expiring audit record. Nothing panics.
+func FuzzClaimRequest(f *testing.F) {
 	var ev httpapi.Request
 	if err := json.Unmarshal(sample(f, "claim-key.json"), &ev); err != nil {
 		f.Fatal(err)
 	}
-	f.Add(ev.QueryStringParameters["token"], ev.RawQueryString)
+	f.Add(ev.Body, ev.RawQueryString)
 	f.Add("", "")
-	f.Add("okc1_", "token=okc1_")
-	f.Add("okc1_\x00\xff", "token=okc1_%00%FF")
-	f.Fuzz(func(t *testing.T, token, rawQuery string) {
+	f.Add(`{"token":"okc1_"}`, "token=okc1_")
+	f.Add("{\"token\":\"okc1_\u0000\xff\"}", "")
+	f.Add(`{"token":"a","token":"b"}`, "")
+	f.Fuzz(func(t *testing.T, body, rawQuery string) {
 		st := &claims{}
 		// The flow's Service on in-memory fakes (sendkey.New builds it on AWS).
 		h := &sendkey.Handler{Service: &sendkey.Service{
@@ -236,20 +248,34 @@ func FuzzClaimQuery(f *testing.F) {
 			ClaimTTL: 72 * time.Hour, SendLimit: 1, RequestLimit: 1, Now: time.Now, Random: rand.Reader, Log: quiet,
 		}, Directory: st, Log: quiet}
 		req := ev
-		req.QueryStringParameters = map[string]string{"token": token}
+		req.Body = body
 		req.RawQueryString = rawQuery
+		req.QueryStringParameters = nil
 		resp, err := h.Handle(context.Background(), req)
 		if err != nil {
 			t.Fatalf("the handler returned an error: %v", err)
 		}
-		if resp.StatusCode != http.StatusGone || resp.Body != sendkey.GonePage || len(resp.Cookies) != 0 {
-			t.Fatalf("answer %d with %d cookies, want the gone page", resp.StatusCode, len(resp.Cookies))
+		if len(resp.Cookies) != 0 {
+			t.Fatalf("answer %d with %d cookies", resp.StatusCode, len(resp.Cookies))
 		}
-		if len(st.audits) != 1 {
-			t.Fatalf("%d audit records", len(st.audits))
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			if len(st.audits) != 0 {
+				t.Fatalf("a refused request wrote %d audit records", len(st.audits))
+			}
+		case http.StatusGone:
+			if rawQuery != "" {
+				t.Fatal("a query was not refused")
+			}
+			if len(st.audits) != 1 || st.audits[0].TenantID != sendkey.UnknownTenant || st.audits[0].TTL == 0 {
+				t.Fatalf("audit records %+v, want one expiring record under the unknown tenant", st.audits)
+			}
+		default:
+			t.Fatalf("answer %d %s", resp.StatusCode, resp.Body)
 		}
-		if len(token) > 8 && strings.Contains(resp.Body, token) {
-			t.Fatal("the page echoes the token")
+		var in struct{ Token string }
+		if json.Unmarshal([]byte(body), &in) == nil && len(in.Token) > 8 && strings.Contains(resp.Body, in.Token) {
+			t.Fatal("the answer echoes the token")
 		}
 	})
 }

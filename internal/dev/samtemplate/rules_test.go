@@ -1,0 +1,89 @@
+package samtemplate
+
+import (
+	"fmt"
+	"testing"
+)
+
+// evalCondition evaluates the intrinsics a Rules section uses (Fn::Equals, Fn::Not,
+// Fn::And, Fn::Or, Ref of a parameter) against parameter values.
+func evalCondition(t *testing.T, x any, params map[string]string) any {
+	t.Helper()
+	switch v := x.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if len(v) != 1 {
+			t.Fatalf("not one intrinsic: %v", v)
+		}
+		for fn, arg := range v {
+			args, _ := arg.([]any)
+			switch fn {
+			case "Ref":
+				val, ok := params[fmt.Sprint(arg)]
+				if !ok {
+					t.Fatalf("Ref of unknown parameter %v", arg)
+				}
+				return val
+			case "Fn::Equals":
+				return fmt.Sprint(evalCondition(t, args[0], params)) == fmt.Sprint(evalCondition(t, args[1], params))
+			case "Fn::Not":
+				return !evalCondition(t, args[0], params).(bool)
+			case "Fn::And", "Fn::Or":
+				all, anyTrue := true, false
+				for _, a := range args {
+					b := evalCondition(t, a, params).(bool)
+					all, anyTrue = all && b, anyTrue || b
+				}
+				if fn == "Fn::And" {
+					return all
+				}
+				return anyTrue
+			}
+			t.Fatalf("intrinsic %s not handled", fn)
+		}
+	}
+	t.Fatalf("cannot evaluate %#v", x)
+	return nil
+}
+
+// rulesPass reports whether every applicable rule's assertions hold.
+func rulesPass(t *testing.T, tpl *Template, params map[string]string) bool {
+	t.Helper()
+	for name, raw := range tpl.Rules {
+		rule, _ := raw.(map[string]any)
+		if c, ok := rule["RuleCondition"]; ok && !evalCondition(t, c, params).(bool) {
+			continue
+		}
+		asserts, _ := rule["Assertions"].([]any)
+		if len(asserts) == 0 {
+			t.Fatalf("rule %s has no assertions", name)
+		}
+		for _, a := range asserts {
+			m, _ := a.(map[string]any)
+			if !evalCondition(t, m["Assert"], params).(bool) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestProdNeedsClaimBaseURL: CloudFormation refuses a prod stack whose claim links
+// would land on the execute-api host (the cookie there is useless to the vault).
+func TestProdNeedsClaimBaseURL(t *testing.T) {
+	tpl := repoTemplate(t)
+	for _, tc := range []struct {
+		stage, base string
+		want        bool
+	}{
+		{"prod", "", false},
+		{"prod", "https://vault.example.com", true},
+		{"dev", "", true},
+		{"staging", "", true},
+	} {
+		if got := rulesPass(t, tpl, map[string]string{"Stage": tc.stage, "ClaimBaseUrl": tc.base}); got != tc.want {
+			t.Errorf("Stage=%s ClaimBaseUrl=%q: rules pass = %v, want %v", tc.stage, tc.base, got, tc.want)
+		}
+	}
+}
