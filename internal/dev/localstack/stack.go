@@ -376,7 +376,9 @@ func (s *Stack) provision(ctx context.Context, cfg aws.Config, tpl *samtemplate.
 // functionBaseEnv is what every function gets besides its template
 // variables: the emulators' endpoints, region and dummy credentials.
 func (s *Stack) functionBaseEnv() []string {
-	return s.emu.Env()
+	// The support reset deletes accounts from the pool: it reaches cognito-local
+	// through the SDK's variable, as it reaches Cognito on AWS by default.
+	return append(s.emu.Env(), "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="+s.Cognito)
 }
 
 // CLIEnv is the environment under which the AWS CLI reaches the stack.
