@@ -51,7 +51,7 @@ func goldenMails(t *testing.T) map[string]Message {
 			m, err := ActivationMail(locale, "to@example.test", Activation{Name: v.name, Company: v.company, Key: key, AppURL: v.url})
 			add(p+"activation", m, err)
 			m, err = ResetMail(locale, "to@example.test", Reset{Name: v.name, Company: v.company, Key: key, KeyVersion: 3,
-				TicketID: v.ip, Passwords: 2000, Users: 4, Sites: 0, ClaimLinks: 2, AppURL: v.url})
+				TicketID: v.ip, Passwords: 2000, Users: 4, Accounts: 4, Sites: 0, ClaimLinks: 2, AppURL: v.url})
 			add(p+"reset", m, err)
 			m, err = RevealNoticeMail(locale, "to@example.test", RevealNotice{RecipientName: v.name, ViewerName: v.company,
 				ViewerEmail: v.name + "@example.test", Company: v.company, At: now, SourceIP: v.ip, AppURL: v.url})

@@ -16,6 +16,7 @@ type Reset struct {
 	TicketID   string
 	Passwords  int
 	Users      int
+	Accounts   int // the users' sign-in accounts deleted
 	Sites      int
 	ClaimLinks int
 	AppURL     string
@@ -26,6 +27,7 @@ func ResetMail(locale, to string, r Reset) (Message, error) {
 	return render("reset", locale, to, fields{
 		"Name": r.Name, "Company": r.Company, "OrgKey": r.Key.Reveal(), "TicketID": r.TicketID, "AppURL": r.AppURL,
 		"KeyVersion": strconv.Itoa(r.KeyVersion), "Passwords": strconv.Itoa(r.Passwords), "Users": strconv.Itoa(r.Users),
-		"Sites": strconv.Itoa(r.Sites), "Links": strconv.Itoa(r.ClaimLinks),
+		"Accounts": strconv.Itoa(r.Accounts),
+		"Sites":    strconv.Itoa(r.Sites), "Links": strconv.Itoa(r.ClaimLinks),
 	})
 }

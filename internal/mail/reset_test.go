@@ -14,13 +14,13 @@ func TestResetMail(t *testing.T) {
 	key, _ := orgkey.Generate(rand.Reader)
 	for _, tc := range []struct{ locale, subject, phrase string }{
 		{"fr-FR", "Votre clé d'organisation a été remplacée", "2000 mots de passe"},
-		{"en", "Your organization key was replaced", "2000 passwords"},
+		{"en", "Your organization key was replaced", "4 sign-in accounts"},
 		{"", "Your organization key was replaced", "version 3"},
 	} {
 		t.Run("locale="+tc.locale, func(t *testing.T) {
 			m, err := ResetMail(tc.locale, "a@example.test", Reset{
 				Name: "<b>Camille</b>", Company: "Acme & Sons", Key: key, KeyVersion: 3, TicketID: "SUP-1",
-				Passwords: 2000, Users: 4, Sites: 3, ClaimLinks: 2, AppURL: "https://vault.example.test",
+				Passwords: 2000, Users: 4, Accounts: 4, Sites: 3, ClaimLinks: 2, AppURL: "https://vault.example.test",
 			})
 			if err != nil {
 				t.Fatal(err)

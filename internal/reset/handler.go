@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
@@ -57,6 +58,9 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 		Workers:      cfg.DeleteWorkers,
 		Now:          time.Now,
 		Random:       rand.Reader,
+	}
+	if cfg.UserPoolID != "" {
+		svc.Accounts = &CognitoAccounts{Cognito: cognitoidentityprovider.NewFromConfig(awsCfg), PoolID: cfg.UserPoolID}
 	}
 	h := &Handler{Service: svc, Log: log}
 	h.entry = lambda.NewHandler(h.Handle)
@@ -114,7 +118,7 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, err
 	}
 	if d := rep.Deleted; d != nil {
 		attrs = append(attrs, slog.Group("deleted", slog.Int("passwords", d.Passwords), slog.Int("users", d.Users),
-			slog.Int("sites", d.Sites), slog.Int("claim_links", d.ClaimLinks)))
+			slog.Int("accounts", d.Accounts), slog.Int("sites", d.Sites), slog.Int("claim_links", d.ClaimLinks)))
 	}
 	if d := rep.WouldDelete; d != nil {
 		attrs = append(attrs, slog.Group("would_delete", slog.Int("passwords", d.Passwords), slog.Int("users", d.Users),

@@ -17,6 +17,8 @@ package reset
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -41,6 +43,10 @@ type Config struct {
 	SafetyMarginSeconds int `env:"SAFETY_MARGIN_SECONDS" envDefault:"30"`
 	// DeleteWorkers bounds the lanes deleting at once; 0 means all (one per shard).
 	DeleteWorkers int `env:"DELETE_WORKERS" envDefault:"0"`
+	// UserPoolID is the Cognito user pool whose accounts of removed users the
+	// reset deletes. The deployed function always has it (template.yaml); a
+	// Config built in a test without it deletes table items only.
+	UserPoolID string `env:"USER_POOL_ID,required,notEmpty"`
 }
 
 // Validate fails fast on values that parse but make no sense, naming the variable.
@@ -62,9 +68,10 @@ type Store interface {
 	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
 	FindUserByEmail(ctx context.Context, tenantID, email string) (tenant.User, error)
 	CountTenantData(ctx context.Context, tenantID, keepUserID string) (store.ResetCounts, error)
-	BeginReset(ctx context.Context, rec store.ResetRecord, now, leaseUntil time.Time) (store.ResetRecord, bool, error)
-	AcquireResetRun(ctx context.Context, ticket string, now, leaseUntil time.Time) (bool, error)
-	ReleaseResetRun(ctx context.Context, ticket string) error
+	BeginReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) (store.ResetRecord, bool, error)
+	AcquireResetRun(ctx context.Context, ticket, owner string, now, leaseUntil time.Time) (bool, error)
+	RenewResetRun(ctx context.Context, ticket, owner string, leaseUntil time.Time) (bool, error)
+	ReleaseResetRun(ctx context.Context, ticket, owner string) error
 	ReplaceOrgKey(ctx context.Context, tenantID, ticket string, from, to int, wrapped []byte) error
 	DeleteTenantData(ctx context.Context, ticket, tenantID, keepUserID string, o store.DeleteOptions) (store.ResetCounts, bool, error)
 	ResetProgress(ctx context.Context, ticket string) (store.ResetCounts, error)
@@ -90,6 +97,8 @@ type Service struct {
 	Wrapper KeyWrapper
 	Mailer  Mailer
 	AppURL  string
+	// Accounts deletes the removed users' sign-in accounts; nil deletes none.
+	Accounts AccountDeleter
 
 	// SafetyMargin: stop taking new work this long before ctx's deadline.
 	SafetyMargin time.Duration
@@ -97,10 +106,20 @@ type Service struct {
 	Budget time.Duration
 	// Workers bounds the deletion lanes running at once; 0 means all.
 	Workers int
+	// LeaseTTL is how long a run's lease lasts unless renewed; a working run renews
+	// it every third of it. A killed run's lease runs out within LeaseTTL, and the
+	// next invocation takes over. 0 means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 
 	Now    func() time.Time
 	Random io.Reader
 }
+
+// DefaultLeaseTTL: a crashed run is picked up by an invocation about a minute later.
+const DefaultLeaseTTL = 60 * time.Second
+
+// errLeaseLost stops a run whose lease another invocation took.
+var errLeaseLost = errors.New("the run lease was lost to another invocation")
 
 // Verification methods support may record; see docs/runbook-support-reset.md.
 var verificationMethods = map[string]bool{"phone_callback": true, "video_call": true, "in_person": true}
@@ -250,12 +269,17 @@ func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
 // safety margin before the deadline.
 func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
 	began = storedTime(began)
-	stopAt, leaseUntil := s.budget(ctx, began)
+	stopAt := s.budget(ctx, began)
+	owner, err := s.leaseOwner()
+	if err != nil {
+		return Report{}, err
+	}
+	leaseUntil := began.Add(s.leaseTTL())
 	rec, created, err := s.Store.BeginReset(ctx, store.ResetRecord{
 		TicketID: req.TicketID, TenantID: org.ID, Agent: strings.TrimSpace(req.Agent),
 		VerificationMethod: req.VerificationMethod, VerificationReference: strings.TrimSpace(req.VerificationReference),
 		KeepAdminID: admin.ID, KeepAdminEmail: admin.Email, OldKeyVersion: org.KeyVersion,
-	}, began, leaseUntil)
+	}, owner, began, leaseUntil)
 	if err != nil {
 		return Report{}, err
 	}
@@ -268,7 +292,7 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 		case rec.State == store.ResetCompleted:
 			return s.report(rec, rec.Deleted, StatusCompleted, began), nil
 		}
-		ok, err := s.Store.AcquireResetRun(ctx, rec.TicketID, began, leaseUntil)
+		ok, err := s.Store.AcquireResetRun(ctx, rec.TicketID, owner, began, leaseUntil)
 		if err != nil {
 			return Report{}, err
 		}
@@ -278,12 +302,28 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 				return Report{}, err
 			}
 			r := s.report(rec, counts, StatusInProgress, began)
-			r.Next = "Another invocation is working on this ticket right now. Wait a minute, then invoke again with the same event to see its progress or continue."
+			r.Next = fmt.Sprintf("Another invocation is working on this ticket right now: it holds the run lease until %s and renews it while it works "+
+				"(if it died, the lease runs out then). Wait a minute, then invoke again with the same event to see its progress or continue.",
+				rec.LeaseUntil.Format(time.RFC3339))
 			return r, nil
 		}
 		rec.Runs++
 	}
-	defer s.Store.ReleaseResetRun(context.WithoutCancel(ctx), rec.TicketID)
+	defer s.Store.ReleaseResetRun(context.WithoutCancel(ctx), rec.TicketID, owner)
+	ctx, stop := s.heartbeat(ctx, rec.TicketID, owner, leaseUntil)
+	defer stop()
+	rep, err := s.work(ctx, rec, org, admin, stopAt, began)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaseLost) {
+		return Report{}, apperr.New(apperr.Conflict, "reset_lease_lost",
+			"this invocation lost its lease to another invocation of the ticket and stopped; invoke again with the same event to see its progress")
+	}
+	return rep, err
+}
+
+// work carries a reset holding its lease from its stored state to completed, or to
+// stopAt.
+func (s *Service) work(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, stopAt, began time.Time) (Report, error) {
+	var err error
 
 	// The key only this run knows; zero when an earlier run made the stored one.
 	var key orgkey.Key
@@ -297,7 +337,7 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 	if rec.State == store.ResetKeyReplaced {
 		var done bool
 		counts, done, err = s.Store.DeleteTenantData(ctx, rec.TicketID, rec.TenantID, rec.KeepAdminID, store.DeleteOptions{
-			Workers: s.Workers, StopAt: stopAt, Now: s.Now,
+			Workers: s.Workers, StopAt: stopAt, Now: s.Now, DeleteAccounts: s.deleteAccounts(),
 		})
 		if err != nil {
 			return Report{}, err
@@ -332,18 +372,79 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 	return s.report(rec, counts, StatusCompleted, began), nil
 }
 
+// deleteAccounts is the deletion engine's account hook, nil without Accounts.
+func (s *Service) deleteAccounts() func(context.Context, []string) error {
+	if s.Accounts == nil {
+		return nil
+	}
+	return s.Accounts.DeleteAccounts
+}
+
 // storedTime is t as the table keeps it (UTC, microseconds), so that a report read
 // back from the record equals the one first returned.
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// budget returns when this run stops taking new work, and until when it holds the
-// run lease (the deadline: after it, this invocation is dead).
-func (s *Service) budget(ctx context.Context, began time.Time) (stopAt, leaseUntil time.Time) {
+// budget returns when this run stops taking new work.
+func (s *Service) budget(ctx context.Context, began time.Time) (stopAt time.Time) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = began.Add(s.Budget + s.SafetyMargin)
 	}
-	return deadline.Add(-s.SafetyMargin), deadline
+	return deadline.Add(-s.SafetyMargin)
+}
+
+func (s *Service) leaseTTL() time.Duration {
+	if s.LeaseTTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return s.LeaseTTL
+}
+
+// leaseOwner is a token naming this invocation on the lease it takes.
+func (s *Service) leaseOwner() (string, error) {
+	b := make([]byte, 12)
+	if _, err := io.ReadFull(s.Random, b); err != nil {
+		return "", fmt.Errorf("reset: lease owner token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// heartbeat renews the run's lease every third of LeaseTTL while the run works. If
+// the lease is lost (another invocation took it after it ran out), or cannot be
+// renewed before it runs out, it cancels the returned context with errLeaseLost: the
+// run stops deleting, and the store's write-ahead pages leave nothing half done.
+func (s *Service) heartbeat(ctx context.Context, ticket, owner string, until time.Time) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(s.leaseTTL() / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			next := s.Now().Add(s.leaseTTL())
+			ok, err := s.Store.RenewResetRun(ctx, ticket, owner, next)
+			switch {
+			case err == nil && ok:
+				until = next
+			case err == nil || !s.Now().Before(until):
+				cancel(errLeaseLost)
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		<-stopped
+		cancel(nil)
+	}
 }
 
 // replaceKey generates a key, wraps it for the next version and stores it in place
@@ -372,7 +473,7 @@ func (s *Service) replaceKey(ctx context.Context, rec *store.ResetRecord) (orgke
 func (s *Service) mail(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, key orgkey.Key, c store.ResetCounts) error {
 	msg, err := mailpkg.ResetMail(admin.Locale, admin.Email, mailpkg.Reset{
 		Name: admin.Name, Company: org.Name, Key: key, KeyVersion: rec.NewKeyVersion, TicketID: rec.TicketID,
-		Passwords: c.Passwords, Users: c.Users, Sites: c.Sites, ClaimLinks: c.ClaimLinks, AppURL: s.AppURL,
+		Passwords: c.Passwords, Users: c.Users, Accounts: c.Accounts, Sites: c.Sites, ClaimLinks: c.ClaimLinks, AppURL: s.AppURL,
 	})
 	if err != nil {
 		return err

@@ -549,6 +549,23 @@ func TestSecondTicketRefusedWhileOneRuns(t *testing.T) {
 	f.assertUntouched(t, other, second, store.ResetCounts{Passwords: 10, Users: 4, Sites: 3, ClaimLinks: 3})
 	// The first ticket finishes.
 	f.assertCompleted(t, o, f.mustComplete(t, o.event(t, first, false)), 3)
+
+	// The refused ticket, invoked again once the first completed, is refused again:
+	// one reset per request, the key the admin was mailed stays.
+	mails := len(f.env.MailsTo(t, o.admin.Email))
+	_, err = f.invoke(t, o.event(t, second, false), time.Minute)
+	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != store.ReasonResetRecentlyCompleted || !strings.Contains(e.Message, first) {
+		t.Fatalf("second ticket after the first completed: %v, want conflict reset_recently_completed naming %s", err, first)
+	}
+	if _, err := f.store.GetReset(t.Context(), second); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("the refused ticket was recorded (%v)", err)
+	}
+	if after, err := f.store.GetOrg(t.Context(), o.ID); err != nil || after.KeyVersion != 3 || after.Status != tenant.Active {
+		t.Errorf("after the refusal the organization is %+v (%v), want key version 3, active", after, err)
+	}
+	if n := len(f.env.MailsTo(t, o.admin.Email)); n != mails {
+		t.Errorf("the refused ticket mailed the admin (%d mails, then %d)", mails, n)
+	}
 }
 
 func TestConcurrentInvocationsOfOneTicket(t *testing.T) {
@@ -711,5 +728,60 @@ func TestNameMatches(t *testing.T) {
 		if got := reset.NameMatches(tc.typed, tc.name); got != tc.want {
 			t.Errorf("NameMatches(%q) = %v, want %v", tc.typed, got, tc.want)
 		}
+	}
+}
+
+// TestKilledRunResumedAfterItsLease: a run killed mid-deletion leaves its lease, which
+// nobody renews any more. Until the lease runs out (DefaultLeaseTTL after it was
+// taken), another invocation says one is working and deletes nothing; once it has run
+// out, the next invocation takes over and finishes. The clock is injected: the test
+// asserts the stored expiry and never waits for it.
+func TestKilledRunResumedAfterItsLease(t *testing.T) {
+	table := testenv.Get(t).NewTable(t)
+	killed := newFixture(t, table)
+	o := seedOrg(t, killed, 2000)
+	ticket := newTicket()
+	raw := o.event(t, ticket, false)
+	// In the past, so that no clock of the test reaches the invocations' real deadlines.
+	began := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Microsecond)
+	killed.svc.Now = func() time.Time { return began }
+	killed.down.KillAfter(40) // reads, begin, key, and into the lanes
+	if _, err := killed.invoke(t, raw, time.Minute); err == nil {
+		t.Fatal("want the killed invocation to fail")
+	}
+	rec, err := killed.store.GetReset(t.Context(), ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != store.ResetKeyReplaced {
+		t.Fatalf("killed in state %s, want key_replaced (mid-deletion)", rec.State)
+	}
+	if want := began.Add(reset.DefaultLeaseTTL); !rec.LeaseUntil.Equal(want) {
+		t.Fatalf("the killed run's lease runs to %v, want %v (a lease TTL after it began)", rec.LeaseUntil, want)
+	}
+	mid, err := killed.store.ResetProgress(t.Context(), ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f := newFixture(t, table)
+	f.svc.Now = func() time.Time { return began.Add(reset.DefaultLeaseTTL - time.Second) }
+	rep, err := f.invoke(t, raw, time.Minute)
+	if err != nil || rep.Status != reset.StatusInProgress || !strings.Contains(rep.Next, "Another invocation is working") ||
+		!strings.Contains(rep.Next, rec.LeaseUntil.Format(time.RFC3339)) {
+		t.Fatalf("while the lease is live: %+v, %v; want in_progress naming the lease's expiry", rep, err)
+	}
+	if *rep.Deleted != mid {
+		t.Errorf("an invocation without the lease deleted: %+v, then %+v", mid, *rep.Deleted)
+	}
+
+	f.svc.Now = func() time.Time { return began.Add(reset.DefaultLeaseTTL + time.Second) }
+	done := f.mustComplete(t, raw)
+	if done.Runs != 2 {
+		t.Errorf("runs %d, want 2 (the killed one and the one that took over)", done.Runs)
+	}
+	f.assertCompleted(t, o, done, 3)
+	if rec, err := f.store.GetReset(t.Context(), ticket); err != nil || !rec.LeaseUntil.IsZero() {
+		t.Errorf("after completion the lease is %v (%v), want none", rec.LeaseUntil, err)
 	}
 }

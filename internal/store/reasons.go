@@ -17,6 +17,8 @@ const (
 	// changed between the reset's reads and its start.
 	ReasonResetRunning        = "reset_running"
 	ReasonOrganizationChanged = "organization_changed"
+	// BeginReset: another ticket's reset completed within ResetQuietPeriod.
+	ReasonResetRecentlyCompleted = "reset_recently_completed"
 
 	// CreateOrganization, PutUser: the email or the sub of a new membership holds one
 	// in another organization already (for a sign-up, in any); identity.go.

@@ -41,6 +41,9 @@ type ResetCounts struct {
 	Users      int `json:"users"`
 	Sites      int `json:"sites"`
 	ClaimLinks int `json:"claimLinks"`
+	// Accounts counts the removed users' sign-in (Cognito) accounts deleted, an
+	// account already gone included. A dry run leaves it 0: it equals users once done.
+	Accounts int `json:"accounts"`
 }
 
 // ResetRecord is the durable record of one support reset (one ticket).
@@ -60,6 +63,7 @@ type ResetRecord struct {
 	StartedAt             time.Time
 	FinishedAt            time.Time
 	Deleted               ResetCounts // final counts, set when completed
+	LeaseUntil            time.Time   // when the run lease runs out unless renewed; zero when free
 }
 
 type resetItem struct {
@@ -81,10 +85,12 @@ type resetItem struct {
 	StartedAt             string `dynamodbav:"startedAt"`
 	FinishedAt            string `dynamodbav:"finishedAt,omitempty"`
 	LeaseUntil            string `dynamodbav:"leaseUntil,omitempty"`
+	LeaseOwner            string `dynamodbav:"leaseOwner,omitempty"`
 	DeletedPasswords      int    `dynamodbav:"deletedPasswords"`
 	DeletedUsers          int    `dynamodbav:"deletedUsers"`
 	DeletedSites          int    `dynamodbav:"deletedSites"`
 	DeletedClaimLinks     int    `dynamodbav:"deletedClaimLinks"`
+	DeletedAccounts       int    `dynamodbav:"deletedAccounts"`
 }
 
 func (it resetItem) record() ResetRecord {
@@ -93,8 +99,8 @@ func (it resetItem) record() ResetRecord {
 		VerificationMethod: it.VerificationMethod, VerificationReference: it.VerificationReference,
 		KeepAdminID: it.KeepAdminID, KeepAdminEmail: it.KeepAdminEmail, State: ResetState(it.State),
 		OldKeyVersion: it.OldKeyVersion, NewKeyVersion: it.NewKeyVersion, MailedKeyVersion: it.MailedKeyVersion,
-		Runs: it.Runs, StartedAt: parseTime(it.StartedAt), FinishedAt: parseTime(it.FinishedAt),
-		Deleted: ResetCounts{Passwords: it.DeletedPasswords, Users: it.DeletedUsers, Sites: it.DeletedSites, ClaimLinks: it.DeletedClaimLinks},
+		Runs: it.Runs, StartedAt: parseTime(it.StartedAt), FinishedAt: parseTime(it.FinishedAt), LeaseUntil: parseTime(it.LeaseUntil),
+		Deleted: ResetCounts{Passwords: it.DeletedPasswords, Users: it.DeletedUsers, Sites: it.DeletedSites, ClaimLinks: it.DeletedClaimLinks, Accounts: it.DeletedAccounts},
 	}
 }
 
@@ -110,10 +116,12 @@ func (st *Store) GetReset(ctx context.Context, ticket string) (_ ResetRecord, er
 
 // BeginReset records a new reset and locks its organization (status resetting,
 // resetTicket) in one transaction, with an audit record, and takes the run lease
-// until leaseUntil. If the ticket is already recorded, it changes nothing and returns
-// the stored record with created false. If the organization is locked by another
-// ticket, it fails with conflict (reason reset_running) naming that ticket.
-func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUntil time.Time) (_ ResetRecord, created bool, err error) {
+// for owner (a token of the invocation) until leaseUntil. If the ticket is already
+// recorded, it changes nothing and returns the stored record with created false. If
+// the organization is locked by another ticket, it fails with conflict (reason
+// reset_running) naming that ticket; if another ticket's reset completed within
+// ResetQuietPeriod, with conflict (reset_recently_completed) naming that one.
+func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, owner string, now, leaseUntil time.Time) (_ ResetRecord, created bool, err error) {
 	defer apperr.Wrap(&err, "store.BeginReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
 	rec.State, rec.Runs, rec.StartedAt = ResetStarted, 1, now
 	recAV, err := attributevalue.MarshalMap(resetItem{
@@ -121,6 +129,7 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 		Agent: rec.Agent, VerificationMethod: rec.VerificationMethod, VerificationReference: rec.VerificationReference,
 		KeepAdminID: rec.KeepAdminID, KeepAdminEmail: rec.KeepAdminEmail, State: string(rec.State),
 		OldKeyVersion: rec.OldKeyVersion, Runs: 1, StartedAt: formatTime(now), LeaseUntil: formatTime(leaseUntil),
+		LeaseOwner: owner,
 	})
 	if err != nil {
 		return ResetRecord{}, false, err
@@ -133,13 +142,15 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 		TransactItems: []ddbtypes.TransactWriteItem{
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: recAV, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 			{Update: &ddbtypes.Update{
-				TableName:                &st.Table,
-				Key:                      key(tenantPK(rec.TenantID), orgSK),
-				UpdateExpression:         aws.String("SET #status = :resetting, resetTicket = :t"),
-				ConditionExpression:      aws.String("attribute_exists(pk) AND attribute_not_exists(resetTicket) AND keyVersion = :v"),
+				TableName:        &st.Table,
+				Key:              key(tenantPK(rec.TenantID), orgSK),
+				UpdateExpression: aws.String("SET #status = :resetting, resetTicket = :t"),
+				ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(resetTicket) AND keyVersion = :v " +
+					"AND (attribute_not_exists(lastResetAt) OR lastResetAt < :since)"),
 				ExpressionAttributeNames: map[string]string{"#status": "status"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 					":resetting": s(string(tenant.Resetting)), ":t": s(rec.TicketID), ":v": n(int64(rec.OldKeyVersion)),
+					":since": s(formatTime(now.Add(-ResetQuietPeriod))),
 				},
 			}},
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: auditAV}},
@@ -157,13 +168,18 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 		return existing, false, err
 	}
 	if aws.ToString(canceled.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
-		other, err := st.orgResetTicket(ctx, rec.TenantID)
+		lock, err := st.orgResetLock(ctx, rec.TenantID)
 		if err != nil {
 			return ResetRecord{}, false, err
 		}
-		if other != "" {
+		if lock.ResetTicket != "" {
 			return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonResetRunning,
-				fmt.Sprintf("another reset (ticket %q) is running for this organization; finish it by invoking it again with its own event", other))
+				fmt.Sprintf("another reset (ticket %q) is running for this organization; finish it by invoking it again with its own event", lock.ResetTicket))
+		}
+		if last := parseTime(lock.LastResetAt); !last.IsZero() && !last.Before(now.Add(-ResetQuietPeriod)) {
+			return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonResetRecentlyCompleted,
+				fmt.Sprintf("another reset (ticket %q) completed for this organization at %s, less than %s ago; its admin was mailed that key: "+
+					"do not reset again, close this ticket as a duplicate of that one", lock.LastResetTicket, last.Format(time.RFC3339), ResetQuietPeriod))
 		}
 		return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonOrganizationChanged,
 			"the organization changed while the reset started; invoke the reset again")
@@ -171,14 +187,27 @@ func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, now, leaseUnti
 	return ResetRecord{}, false, unavailable(err)
 }
 
+// ResetQuietPeriod: after a reset completes, no other ticket resets the organization
+// for this long (one reset per request: a duplicate ticket would replace the key the
+// admin was just mailed).
+const ResetQuietPeriod = 24 * time.Hour
+
+// resetLock is what the organization item says of its resets.
+type resetLock struct {
+	ResetTicket     string `dynamodbav:"resetTicket"`
+	LastResetTicket string `dynamodbav:"lastResetTicket"`
+	LastResetAt     string `dynamodbav:"lastResetAt"`
+}
+
+func (st *Store) orgResetLock(ctx context.Context, tenantID string) (resetLock, error) {
+	var it resetLock
+	err := st.getItem(ctx, tenantPK(tenantID), orgSK, &it)
+	return it, err
+}
+
 func (st *Store) orgResetTicket(ctx context.Context, tenantID string) (string, error) {
-	var it struct {
-		ResetTicket string `dynamodbav:"resetTicket"`
-	}
-	if err := st.getItem(ctx, tenantPK(tenantID), orgSK, &it); err != nil {
-		return "", err
-	}
-	return it.ResetTicket, nil
+	lock, err := st.orgResetLock(ctx, tenantID)
+	return lock.ResetTicket, err
 }
 
 // OrgResetTicket returns the ticket of the reset running on an organization, or "".
@@ -187,25 +216,46 @@ func (st *Store) OrgResetTicket(ctx context.Context, tenantID string) (_ string,
 	return st.orgResetTicket(ctx, tenantID)
 }
 
-// AcquireResetRun takes the right to work on a recorded reset until leaseUntil, and
-// counts the run. It reports false while another invocation holds it, so that two
-// invocations of one ticket never delete side by side.
-func (st *Store) AcquireResetRun(ctx context.Context, ticket string, now, leaseUntil time.Time) (_ bool, err error) {
+// AcquireResetRun takes the right to work on a recorded reset for owner until
+// leaseUntil, and counts the run. It reports false while another invocation holds a
+// live lease (one whose leaseUntil is not past), so that two invocations of one
+// ticket never delete side by side; a lease left by a dead invocation runs out.
+func (st *Store) AcquireResetRun(ctx context.Context, ticket, owner string, now, leaseUntil time.Time) (_ bool, err error) {
 	defer apperr.Wrap(&err, "store.AcquireResetRun(%q)", ticket)
 	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
 		Key:                 key(resetPK(ticket), resetSK),
-		UpdateExpression:    aws.String("SET leaseUntil = :until, runs = runs + :one"),
+		UpdateExpression:    aws.String("SET leaseUntil = :until, leaseOwner = :o, runs = runs + :one"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":until": s(formatTime(leaseUntil)), ":now": s(formatTime(now)), ":one": n(1),
+			":until": s(formatTime(leaseUntil)), ":now": s(formatTime(now)), ":one": n(1), ":o": s(owner),
 		},
 	})
 }
 
-// ReleaseResetRun gives the run lease back, so the next invocation starts at once.
-func (st *Store) ReleaseResetRun(ctx context.Context, ticket string) (err error) {
+// RenewResetRun extends owner's run lease to leaseUntil (the heartbeat of a working
+// run). It reports false if owner no longer holds it: the lease ran out and another
+// invocation took it, and this one must stop deleting.
+func (st *Store) RenewResetRun(ctx context.Context, ticket, owner string, leaseUntil time.Time) (_ bool, err error) {
+	defer apperr.Wrap(&err, "store.RenewResetRun(%q)", ticket)
+	return st.updateIf(ctx, &dynamodb.UpdateItemInput{
+		Key:                       key(resetPK(ticket), resetSK),
+		UpdateExpression:          aws.String("SET leaseUntil = :until"),
+		ConditionExpression:       aws.String("leaseOwner = :o"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":until": s(formatTime(leaseUntil)), ":o": s(owner)},
+	})
+}
+
+// ReleaseResetRun gives owner's run lease back, so the next invocation starts at
+// once; a lease another invocation took meanwhile stays.
+func (st *Store) ReleaseResetRun(ctx context.Context, ticket, owner string) (err error) {
 	defer apperr.Wrap(&err, "store.ReleaseResetRun(%q)", ticket)
-	return st.removeAttr(ctx, resetPK(ticket), resetSK, "leaseUntil")
+	_, err = st.updateIf(ctx, &dynamodb.UpdateItemInput{
+		Key:                       key(resetPK(ticket), resetSK),
+		UpdateExpression:          aws.String("REMOVE leaseUntil, leaseOwner"),
+		ConditionExpression:       aws.String("leaseOwner = :o"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":o": s(owner)},
+	})
+	return err
 }
 
 // ReplaceOrgKey stores a new wrapped key, version to, in place of version from, on an
@@ -273,7 +323,8 @@ func (st *Store) FinishReset(ctx context.Context, rec ResetRecord, now time.Time
 		"oldKeyVersion": fmt.Sprint(rec.OldKeyVersion), "newKeyVersion": fmt.Sprint(rec.MailedKeyVersion),
 		"deletedPasswords": fmt.Sprint(d.Passwords), "deletedUsers": fmt.Sprint(d.Users),
 		"deletedSites": fmt.Sprint(d.Sites), "deletedClaimLinks": fmt.Sprint(d.ClaimLinks),
-		"runs": fmt.Sprint(rec.Runs),
+		"deletedAccounts": fmt.Sprint(d.Accounts),
+		"runs":            fmt.Sprint(rec.Runs),
 	})
 	if err != nil {
 		return err
@@ -283,23 +334,24 @@ func (st *Store) FinishReset(ctx context.Context, rec ResetRecord, now time.Time
 			{Update: &ddbtypes.Update{
 				TableName:                &st.Table,
 				Key:                      key(tenantPK(rec.TenantID), orgSK),
-				UpdateExpression:         aws.String("SET #status = :active REMOVE resetTicket"),
+				UpdateExpression:         aws.String("SET #status = :active, lastResetTicket = :t, lastResetAt = :now REMOVE resetTicket"),
 				ConditionExpression:      aws.String("resetTicket = :t"),
 				ExpressionAttributeNames: map[string]string{"#status": "status"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-					":active": s(string(tenant.Active)), ":t": s(rec.TicketID),
+					":active": s(string(tenant.Active)), ":t": s(rec.TicketID), ":now": s(formatTime(now)),
 				},
 			}},
 			{Update: &ddbtypes.Update{
 				TableName: &st.Table,
 				Key:       key(resetPK(rec.TicketID), resetSK),
 				UpdateExpression: aws.String("SET #state = :done, finishedAt = :now, deletedPasswords = :p, " +
-					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c REMOVE leaseUntil"),
+					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c, deletedAccounts = :a REMOVE leaseUntil, leaseOwner"),
 				ConditionExpression:      aws.String("#state = :mailed"),
 				ExpressionAttributeNames: map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 					":done": s(string(ResetCompleted)), ":mailed": s(string(ResetMailed)), ":now": s(formatTime(now)),
 					":p": n(int64(d.Passwords)), ":u": n(int64(d.Users)), ":s": n(int64(d.Sites)), ":c": n(int64(d.ClaimLinks)),
+					":a": n(int64(d.Accounts)),
 				},
 			}},
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: auditAV}},

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,14 +31,21 @@ type DeleteOptions struct {
 	// finishes. Now is the clock it is compared with.
 	StopAt time.Time
 	Now    func() time.Time
+	// DeleteAccounts, when set, deletes the sign-in accounts of a page of removed
+	// users (their ids, the Cognito subs) before their items go, under the same
+	// write-ahead record: a run that stops in between deletes the page's accounts
+	// again, so it must count an account already gone as deleted. The users lane
+	// then counts the page's accounts with its users.
+	DeleteAccounts func(ctx context.Context, userIDs []string) error
 }
 
 type laneItem struct {
-	SK      string   `dynamodbav:"sk"`
-	Kind    string   `dynamodbav:"laneKind"`
-	Deleted int      `dynamodbav:"deleted"`
-	Pending []string `dynamodbav:"pending,omitempty"`
-	Done    bool     `dynamodbav:"done"`
+	SK       string   `dynamodbav:"sk"`
+	Kind     string   `dynamodbav:"laneKind"`
+	Deleted  int      `dynamodbav:"deleted"`
+	Accounts int      `dynamodbav:"accounts"`
+	Pending  []string `dynamodbav:"pending,omitempty"`
+	Done     bool     `dynamodbav:"done"`
 }
 
 // DeleteTenantData deletes everything a reset removes (see CountTenantData), lanes in
@@ -137,10 +145,10 @@ func (st *Store) runLane(ctx context.Context, ticket string, l lane, cp laneItem
 		return true, nil
 	case len(cp.Pending) > 0:
 		// The previous run recorded this page and may have deleted some of it.
-		if err := st.deleteRefs(ctx, l, cp.Pending, inflight); err != nil {
+		if err := st.deletePage(ctx, l, cp.Pending, o, inflight); err != nil {
 			return false, err
 		}
-		if err := st.commitPage(ctx, ticket, l, len(cp.Pending), false); err != nil {
+		if err := st.commitPage(ctx, ticket, l, len(cp.Pending), false, o); err != nil {
 			return false, err
 		}
 	}
@@ -181,11 +189,11 @@ func (st *Store) runLane(ctx context.Context, ticket string, l lane, cp laneItem
 			if err := st.recordPage(ctx, ticket, l, refs); err != nil {
 				return false, err
 			}
-			if err := st.deleteRefs(ctx, l, refs, inflight); err != nil {
+			if err := st.deletePage(ctx, l, refs, o, inflight); err != nil {
 				return false, err
 			}
 			// The last page's commit also marks the lane done: one write fewer.
-			if err := st.commitPage(ctx, ticket, l, len(refs), last); err != nil {
+			if err := st.commitPage(ctx, ticket, l, len(refs), last, o); err != nil {
 				return false, err
 			}
 		} else if last {
@@ -197,6 +205,21 @@ func (st *Store) runLane(ctx context.Context, ticket string, l lane, cp laneItem
 			return true, nil
 		}
 	}
+}
+
+// deletePage deletes a recorded page: for the users lane, the users' accounts
+// first (o.DeleteAccounts), then the items.
+func (st *Store) deletePage(ctx context.Context, l lane, refs []string, o DeleteOptions, inflight chan struct{}) error {
+	if l.kind == "users" && o.DeleteAccounts != nil {
+		ids := make([]string, len(refs))
+		for i, ref := range refs {
+			ids[i] = strings.TrimPrefix(ref, userPrefix)
+		}
+		if err := o.DeleteAccounts(ctx, ids); err != nil {
+			return err
+		}
+	}
+	return st.deleteRefs(ctx, l, refs, inflight)
 }
 
 // deleteRefs deletes a page's keys, its batches at once as far as inflight allows.
@@ -247,13 +270,17 @@ func (st *Store) recordPage(ctx context.Context, ticket string, l lane, refs []s
 
 // commitPage counts a deleted page and clears its record; with done, it also marks
 // the lane finished.
-func (st *Store) commitPage(ctx context.Context, ticket string, l lane, count int, done bool) error {
-	update := "SET deleted = if_not_exists(deleted, :zero) + :n, laneKind = :kind REMOVE pending"
+func (st *Store) commitPage(ctx context.Context, ticket string, l lane, count int, done bool, o DeleteOptions) error {
+	set := "SET deleted = if_not_exists(deleted, :zero) + :n, laneKind = :kind"
 	values := map[string]ddbtypes.AttributeValue{":zero": n(0), ":n": n(int64(count)), ":kind": s(l.kind)}
+	if l.kind == "users" && o.DeleteAccounts != nil {
+		set += ", accounts = if_not_exists(accounts, :zero) + :n"
+	}
 	if done {
-		update = "SET deleted = if_not_exists(deleted, :zero) + :n, laneKind = :kind, done = :t REMOVE pending"
+		set += ", done = :t"
 		values[":t"] = &ddbtypes.AttributeValueMemberBOOL{Value: true}
 	}
+	update := set + " REMOVE pending"
 	_, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &st.Table,
 		Key:                       key(resetPK(ticket), laneSK(l.name)),
@@ -320,6 +347,7 @@ func (st *Store) resetProgress(ctx context.Context, ticket string) (ResetCounts,
 			c.Passwords += it.Deleted
 		case "users":
 			c.Users += it.Deleted
+			c.Accounts += it.Accounts
 		case "sites":
 			c.Sites += it.Deleted
 		case "claimLinks":

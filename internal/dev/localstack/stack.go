@@ -376,7 +376,7 @@ func (s *Stack) provision(ctx context.Context, cfg aws.Config, tpl *samtemplate.
 // functionBaseEnv is what every function gets besides its template
 // variables: the emulators' endpoints (cognito-local's too: the claim page
 // signs users in there, as it does against Cognito's regional endpoint on
-// AWS), region and dummy credentials.
+// AWS, and the support reset deletes accounts there), region and dummy credentials.
 func (s *Stack) functionBaseEnv() []string {
 	return append(s.emu.Env(), "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="+s.Cognito)
 }

@@ -416,14 +416,14 @@ func TestResetKilledAfterEveryCall(t *testing.T) {
 }
 
 // laterStore is the reset's store seen from an invocation that starts after the
-// killed one's deadline: the run lease the dead invocation holds has run out.
+// killed one's run lease (reset.DefaultLeaseTTL, no longer renewed) ran out.
 type laterStore struct {
 	reset.Store
 	after time.Duration
 }
 
-func (s *laterStore) AcquireResetRun(ctx context.Context, ticket string, now, until time.Time) (bool, error) {
-	return s.Store.AcquireResetRun(ctx, ticket, now.Add(s.after), until.Add(s.after))
+func (s *laterStore) AcquireResetRun(ctx context.Context, ticket, owner string, now, until time.Time) (bool, error) {
+	return s.Store.AcquireResetRun(ctx, ticket, owner, now.Add(s.after), until.Add(s.after))
 }
 
 func (r *rig) resetRun(t *testing.T, name string, arm func(*fi.Injector)) (calls int) {
@@ -461,9 +461,10 @@ func (r *rig) resetRun(t *testing.T, name string, arm func(*fi.Injector)) (calls
 		killed := strings.HasPrefix(name, "killed")
 		assertFired(t, r.inj, arm != nil)
 		r.inj.Clear()
-		// Support invokes again once the first invocation is over: after its deadline.
+		// Support invokes again once the first invocation is over: a killed one's
+		// lease runs out a lease TTL after its last renewal.
 		svc := r.reset.Service
-		later := &laterStore{Store: svc.Store, after: 25 * time.Second}
+		later := &laterStore{Store: svc.Store, after: reset.DefaultLeaseTTL + time.Second}
 		svc.Store = later
 		defer func() { svc.Store = later.Store }()
 		if err != nil && !killed && !strings.Contains(err.Error(), "invoke again") {

@@ -3,12 +3,14 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
@@ -378,7 +380,7 @@ func TestSupportReset(t *testing.T) {
 
 	event["dryRun"] = false
 	done, inv := invoke(event)
-	if inv.FunctionError != "" || done.Status != "completed" || done.NewKeyVersion != 2 || !done.MailSent || done.Deleted["users"] != 1 {
+	if inv.FunctionError != "" || done.Status != "completed" || done.NewKeyVersion != 2 || !done.MailSent || done.Deleted["users"] != 1 || done.Deleted["accounts"] != 1 {
 		t.Fatalf("reset: %s %s", inv.FunctionError, inv.Payload)
 	}
 	again, inv := invoke(event)
@@ -406,6 +408,26 @@ func TestSupportReset(t *testing.T) {
 	}
 	if r := mustAPI(t, c, http.MethodPost, "/org-key/send", pro.Tokens.Access, map[string]string{"email": o.Admin.Email}); r.StatusCode != http.StatusForbidden || reasonOf(t, r) != "unknown_user" {
 		t.Errorf("a deleted member's token: %s %s", r.Status, r.Body)
+	}
+
+	// The pool (shared with the other tests) holds the kept admin's account and no
+	// longer the removed member's; the member cannot sign in.
+	for _, tc := range []struct {
+		email string
+		want  int
+	}{{o.Admin.Email, 1}, {pro.Email, 0}} {
+		out, err := c.Cognito.ListUsers(t.Context(), &cip.ListUsersInput{
+			UserPoolId: aws.String(shared.ep.UserPoolID), Filter: aws.String(fmt.Sprintf("email = %q", tc.email)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Users) != tc.want {
+			t.Errorf("the pool holds %d accounts of %s after the reset, want %d", len(out.Users), tc.email, tc.want)
+		}
+	}
+	if _, err := c.SignIn(t.Context(), pro.Email, localstack.DemoPassword); err == nil {
+		t.Error("a removed member still signs in after the reset")
 	}
 }
 
