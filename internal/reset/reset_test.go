@@ -38,10 +38,17 @@ const mailFrom = "no-reply@orgkey.test"
 
 // TestMain scans, after every test, every mail of the run with a key against every
 // log line of the package's tests.
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.MailedKeysNotLogged(logSink))) }
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, ledger.Check(testenv.Need{Keys: true})))
+}
 
-// logSink collects every log line of the package's tests; TestMain scans it.
-var logSink = testenv.NewLogBuffer()
+// ledger is the package's leak check (testenv.Ledger): the keys mailed to their
+// documented recipients (read through ledger.MailsTo), and every log line (logSink),
+// checked by TestMain.
+var ledger = testenv.NewLedger()
+
+// logSink collects every log line of the package's tests.
+var logSink = ledger.Logs
 
 // faults fails or slows the store's DynamoDB writes, as an SDK middleware in the
 // handler's aws.Config: counted once per call, before the SDK's retries, so that an
@@ -233,7 +240,10 @@ func (f *fixture) invoke(t *testing.T, raw json.RawMessage, timeout time.Duratio
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	return f.handler.Handle(ctx, raw)
+	out, err := f.handler.Handle(ctx, raw)
+	res, _ := json.Marshal(out)
+	ledger.Text("answer", fmt.Sprintf("%s %v", res, err))
+	return out, err
 }
 
 func (f *fixture) mustComplete(t *testing.T, raw json.RawMessage) *reset.Report {
@@ -285,7 +295,7 @@ func (f *fixture) assertUntouched(t *testing.T, o *org, ticket string, want stor
 	if _, err := f.store.GetReset(t.Context(), ticket); apperr.CodeOf(err) != apperr.NotFound {
 		t.Errorf("a reset was recorded for %s (%v)", ticket, err)
 	}
-	if n := len(testenv.Get(t).MailsTo(t, o.admin.Email)); n != 0 {
+	if n := len(ledger.MailsTo(t, o.admin.Email)); n != 0 {
 		t.Errorf("%d mails to the admin", n)
 	}
 }
@@ -328,7 +338,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 		}
 	}
 	// One mail, to the kept admin, in their language, with the stored key.
-	mails := testenv.Get(t).MailsTo(t, o.admin.Email)
+	mails := ledger.MailsTo(t, o.admin.Email)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails to the kept admin, want 1", len(mails))
 	}
@@ -349,7 +359,7 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 		t.Fatal("the key did not change")
 	}
 	for _, u := range o.others {
-		if n := len(testenv.Get(t).MailsTo(t, u.Email)); n != 0 {
+		if n := len(ledger.MailsTo(t, u.Email)); n != 0 {
 			t.Errorf("%d mails to deleted user %s", n, u.Role)
 		}
 	}

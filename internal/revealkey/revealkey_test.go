@@ -31,7 +31,13 @@ import (
 	"github.com/mspvault/orgkey/internal/testing/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, ledger.Check(testenv.Need{Keys: true, Answers: true})))
+}
+
+// ledger is the package's leak check (testenv.Ledger): every key the tests saw,
+// every answer and every log line, checked by TestMain.
+var ledger = testenv.NewLedger()
 
 const mailFrom = "no-reply@orgkey.test"
 
@@ -56,7 +62,7 @@ func newWorld(t *testing.T, rate int) *world {
 	st := store.New(dynamodb.NewFromConfig(env.AWSConfig), env.TableName)
 	kc := kms.NewFromConfig(env.AWSConfig)
 	sd := fixtures.New(st, &keywrap.Wrapper{KMS: kc, KeyID: env.KMSKeyID})
-	w := &world{env: env, st: st, faults: &faultinject.Injector{}, logs: testenv.NewLogBuffer(), now: time.Now()}
+	w := &world{env: env, st: st, faults: &faultinject.Injector{}, logs: testenv.NewLogBuffer(ledger.Logs), now: time.Now()}
 	mk := func(tid string, role tenant.Role, locale string, sites ...string) tenant.User {
 		u, err := sd.User(ctx, tid, tenant.User{Email: testenv.UniqueName(string(role)) + "@example.test", Name: "N " + string(role), Locale: locale, Role: role, Sites: sites})
 		if err != nil {
@@ -77,10 +83,13 @@ func newWorld(t *testing.T, rate int) *world {
 	w.pro = mk(w.org.ID, tenant.ProUser, "en")
 	w.siteAdmin = mk(w.org.ID, tenant.SiteAdmin, "en", site.ID)
 	w.siteUser = mk(w.org.ID, tenant.SiteUser, "en", site.ID)
-	w.other, w.outsider, _, err = sd.Organization(ctx, "Other MSP", tenant.User{Email: testenv.UniqueName("x") + "@example.test", Name: "Xavier"})
+	var otherKey orgkey.Key
+	w.other, w.outsider, otherKey, err = sd.Organization(ctx, "Other MSP", tenant.User{Email: testenv.UniqueName("x") + "@example.test", Name: "Xavier"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ledger.Key(w.key)
+	ledger.Key(otherKey)
 	// The injector sits in the stack only; the retryer stays the SDK's, as in the function.
 	cfg := env.AWSConfig.Copy()
 	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), w.faults.Register)
@@ -115,10 +124,15 @@ func (w *world) event(t *testing.T, sub string, authAgo time.Duration) events.AP
 
 func (w *world) call(t *testing.T, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	t.Helper()
+	if a, ok := strings.CutPrefix(ev.Headers["authorization"], "Bearer "); ok {
+		ledger.JWT(a)
+	}
 	resp, err := w.handler.Handle(t.Context(), ev)
 	if err != nil {
 		t.Fatalf("handler returned an error (it must answer every request): %v", err)
 	}
+	ledger.Answer(testenv.Answer{Entry: ev.RouteKey, Status: resp.StatusCode, Headers: resp.Headers, Cookies: resp.Cookies, Body: resp.Body,
+		KeyInBody: resp.StatusCode == http.StatusOK})
 	if strings.Contains(resp.Body, w.key.Reveal()) && resp.StatusCode != http.StatusOK {
 		t.Fatalf("a %d answer holds the key", resp.StatusCode)
 	}
@@ -208,7 +222,7 @@ func TestRevealByAdmins(t *testing.T) {
 		})
 	}
 	// The French-speaking admin got the notice in French.
-	mails, _ := w.env.EmailsTo(t.Context(), w.admin.Email)
+	mails := w.env.MailsTo(t, w.admin.Email)
 	if len(mails) == 0 || !strings.Contains(mails[0].Subject, "La clé d'organisation") {
 		t.Errorf("French admin's notice: %+v", mails)
 	}
@@ -258,12 +272,12 @@ func TestRevealRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := w.st.Audit(t.Context(), w.org.ID)
+			before := w.audits(t)
 			resp := w.call(t, tc.ev())
 			if resp.StatusCode != tc.status || reason(t, resp) != tc.reason {
 				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, tc.status, tc.reason)
 			}
-			after, _ := w.st.Audit(t.Context(), w.org.ID)
+			after := w.audits(t)
 			if len(after) != len(before) {
 				t.Errorf("a refused request wrote an audit record of a reveal")
 			}
@@ -365,7 +379,7 @@ func TestRevealFailsClosed(t *testing.T) {
 	if resp.StatusCode != 502 || strings.Contains(resp.Body, "127.0.0.1") {
 		t.Fatalf("SES down: %d %s", resp.StatusCode, resp.Body)
 	}
-	recs, _ := w.st.Audit(t.Context(), w.org.ID)
+	recs := w.audits(t)
 	if len(recs) != 1 || recs[0].Outcome != "notify_failed" {
 		t.Fatalf("audit after SES failure: %+v", recs)
 	}
@@ -392,4 +406,14 @@ func TestSampleEventRoundTrips(t *testing.T) {
 	if ev.RouteKey != "POST /org-key/reveal" || ev.RequestContext.Authorizer.JWT.Claims["sub"] == "" {
 		t.Fatalf("sample event lacks its route or caller")
 	}
+}
+
+// audits is the organization's audit trail; a read error fails the test.
+func (w *world) audits(t *testing.T) []store.AuditRecord {
+	t.Helper()
+	recs, err := w.st.Audit(t.Context(), w.org.ID)
+	if err != nil {
+		t.Fatalf("reading the audit trail: %v", err)
+	}
+	return recs
 }

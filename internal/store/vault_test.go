@@ -164,8 +164,8 @@ func TestDeleteTenantDataResumesExactly(t *testing.T) {
 	if c != want {
 		t.Errorf("counts %+v, want %+v (missed or counted twice)", c, want)
 	}
-	if left, _ := plain.CountTenantData(ctx, tid, "u0"); left != (store.ResetCounts{}) {
-		t.Errorf("left: %+v", left)
+	if left, err := plain.CountTenantData(ctx, tid, "u0"); err != nil || left != (store.ResetCounts{}) {
+		t.Errorf("left: %+v (%v)", left, err)
 	}
 	if _, err := plain.GetUser(ctx, tid, "u0"); err != nil {
 		t.Errorf("the kept user is gone: %v", err)

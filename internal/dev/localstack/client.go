@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,7 +313,7 @@ func (c *Client) Emails(ctx context.Context, to string) ([]emulators.Email, erro
 	}
 	var out []emulators.Email
 	for _, m := range all {
-		for _, x := range append(append([]string{}, m.To...), m.CC...) {
+		for _, x := range slices.Concat(m.To, m.CC, m.BCC) {
 			if strings.EqualFold(x, to) || strings.HasSuffix(strings.ToLower(x), "<"+strings.ToLower(to)+">") {
 				out = append(out, m)
 				break
@@ -322,10 +323,25 @@ func (c *Client) Emails(ctx context.Context, to string) ([]emulators.Email, erro
 	return out, nil
 }
 
-// WaitEmails waits until the address has received at least n mails.
+// WaitEmails waits until the address has received at least n mails (the
+// walkthrough, which may run again on the same stack).
 func (c *Client) WaitEmails(ctx context.Context, to string, n int) ([]emulators.Email, error) {
+	return c.waitEmails(ctx, to, n, false)
+}
+
+// WaitExactEmails waits until the address has received n mails, and fails if it
+// received more (the flows send their mails before they answer, so a mail more is
+// one too many, not one early).
+func (c *Client) WaitExactEmails(ctx context.Context, to string, n int) ([]emulators.Email, error) {
+	return c.waitEmails(ctx, to, n, true)
+}
+
+func (c *Client) waitEmails(ctx context.Context, to string, n int, exact bool) ([]emulators.Email, error) {
 	for {
 		ms, err := c.Emails(ctx, to)
+		if err == nil && exact && len(ms) > n {
+			return ms, fmt.Errorf("want %d mail(s) to %s, have %d", n, to, len(ms))
+		}
 		if err == nil && len(ms) >= n {
 			return ms, nil
 		}

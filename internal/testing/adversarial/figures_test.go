@@ -93,7 +93,7 @@ func (f *tally) markdown(passed bool) string {
 	table("fault injected", "runs", "converged (nothing half-written, no mail twice, no key lost)", f.faults)
 	leaks := "not checked"
 	if f.leakCheckRan {
-		leaks = fmt.Sprintf("%d found in %d log lines, answers, mails and table scans", f.leaksSeen, f.leaksChecked)
+		leaks = fmt.Sprintf("%d found in %d log lines, answers, mails and table items", f.leaksSeen, f.leaksChecked)
 	}
 	fmt.Fprintf(&b, "Leaks (org keys, claim tokens, JWTs where they must not be): %s\n", leaks)
 	return b.String()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -567,84 +568,47 @@ func (b *syncBuffer) String() string {
 }
 
 // capture holds everything the run logged, answered and mailed, and every secret it
-// saw, for the leak check (leaks_test.go, run by TestMain).
+// saw, in the package's leak ledger (testenv.Ledger, checked by TestMain).
 var capture = newCapture()
 
 type captured struct {
-	mu        sync.Mutex
-	logs      *syncBuffer
-	responses []capturedResponse
-	texts     []string
-	keys      map[string]bool     // every org key seen, in clear
-	mailedKey map[string][]string // key -> who may receive it by mail
-	tokens    map[string][]string // claim token -> its recipient
-	jwts      []string
-	scans     int
-}
-
-type capturedResponse struct {
-	entry string
-	resp  httpapi.Response
+	mu     sync.Mutex
+	logs   *testenv.LogBuffer
+	ledger *testenv.Ledger
+	scans  int
 }
 
 func newCapture() *captured {
-	return &captured{logs: &syncBuffer{}, keys: map[string]bool{}, mailedKey: map[string][]string{}, tokens: map[string][]string{}}
+	l := testenv.NewLedger()
+	return &captured{logs: l.Logs, ledger: l}
 }
 
-func (c *captured) key(k orgkey.Key) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.keys[k.Reveal()] = true
-}
+func (c *captured) key(k orgkey.Key) { c.ledger.Key(k) }
 
 // mailed records a key that a flow is documented to mail to to.
-func (c *captured) mailed(k orgkey.Key, to ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.keys[k.Reveal()] = true
-	c.mailedKey[k.Reveal()] = append(c.mailedKey[k.Reveal()], to...)
-}
+func (c *captured) mailed(k orgkey.Key, to ...string) { c.ledger.Key(k, to...) }
 
-func (c *captured) token(tok string, to []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tokens[tok] = append(c.tokens[tok], to...)
-}
+func (c *captured) token(tok string, to []string) { c.ledger.Token(tok, to...) }
 
-func (c *captured) jwt(s string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.jwts = append(c.jwts, s)
-}
+func (c *captured) jwt(s string) { c.ledger.JWT(s) }
 
+// response records an answer; a key may be in reveal-key's 200 body and in the
+// claim's 200 cookie only.
 func (c *captured) response(entry string, r httpapi.Response) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.responses = append(c.responses, capturedResponse{entry, r})
+	ok := r.StatusCode == http.StatusOK
+	c.ledger.Answer(testenv.Answer{
+		Entry: entry, Status: r.StatusCode, Headers: r.Headers, Cookies: r.Cookies, Body: r.Body,
+		KeyInBody:    ok && entry == "POST /org-key/reveal",
+		KeyInCookies: ok && entry == "POST /org-key/claim",
+	})
 }
 
-func (c *captured) text(what, s string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.texts = append(c.texts, what+": "+s)
-}
+func (c *captured) text(what, s string) { c.ledger.Text(what, s) }
 
-// tableScanned checks every snapshot for a key or a claim token in clear.
+// tableScanned counts a snapshot; the ledger scans every table the run used once
+// the run is over.
 func (c *captured) tableScanned(t *testing.T, snap snapshot) {
-	t.Helper()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.scans++
-	secrets := slices.Collect(maps.Keys(c.keys))
-	for tok := range c.tokens {
-		secrets = append(secrets, tok)
-	}
-	c.mu.Unlock()
-	for k, item := range snap {
-		for _, s := range secrets {
-			if strings.Contains(item, s) || strings.Contains(item, strings.ReplaceAll(s, "-", "")) {
-				figures.leak()
-				t.Errorf("the table holds a secret in clear in %s", k)
-			}
-		}
-	}
 }

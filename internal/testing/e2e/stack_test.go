@@ -232,7 +232,7 @@ func newOrg(t *testing.T, c *localstack.Client) *org {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mails, err := c.WaitEmails(ctx, p.Email, 1)
+	mails, err := c.WaitExactEmails(ctx, p.Email, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
