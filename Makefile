@@ -7,8 +7,10 @@
 #               tests (integration tests start their own emulators;
 #               internal/testing/e2e the whole local stack and a headless
 #               Chromium), make adversarial, make iam (the suites' AWS calls
-#               against the template's IAM policies), and a short run of every
-#               fuzz target
+#               against the template's IAM policies), a rotating few of the
+#               mutation gate's mutations, and a short run of every fuzz target
+#   make mutate the mutation gate: every mutation of
+#               internal/testing/mutate/mutations.txt must be caught
 #   make build  the claim page's script bundle (npm: esbuild), then
 #               bin/<function>/bootstrap for each functions/<function>
 #               (BIN=<dir>: <dir>/<function>/bootstrap)
@@ -49,7 +51,7 @@ RUN_FLAGS      ?=
 # npm ci runs again only when node_modules is missing or older than the lock.
 NODE_STAMP := node_modules/.orgkey-npm-ci.stamp
 
-.PHONY: all deps tools chromium claimpage build test vet fmt-check lint staticcheck go-test adversarial iam fuzz bench run clean
+.PHONY: all deps tools chromium claimpage build test vet fmt-check lint staticcheck go-test adversarial iam mutate fuzz bench run clean
 
 all: build
 
@@ -109,6 +111,7 @@ chromium:
 test: deps chromium
 	rm -rf $(IAM_CALLS)
 	$(MAKE) --no-print-directory vet fmt-check lint staticcheck go-test adversarial iam
+	$(MAKE) --no-print-directory mutate MUTATE_FLAGS="-subset $(TEST_MUTATIONS)"
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 vet:
@@ -156,6 +159,17 @@ adversarial:
 iam:
 	@if [[ -d $(IAM_CALLS) ]]; then export ORGKEY_IAM_CALLS=$(IAM_CALLS); fi; \
 	$(GO) test -count=1 ./internal/testing/iam
+
+## mutate: the mutation gate: each fault of internal/testing/mutate/mutations.txt
+## planted in turn (through go test -overlay: the checkout is never touched), its
+## tests run; fails if one survives. make test runs TEST_MUTATIONS of them, rotating
+## by day of year; MUTATE_FLAGS="-only name,..." runs chosen ones.
+MUTATE_FLAGS   ?=
+MUTATE_JOBS    ?= 2
+TEST_MUTATIONS ?= 4
+
+mutate:
+	$(GO) run ./internal/testing/mutate -j $(MUTATE_JOBS) $(MUTATE_FLAGS)
 
 ## fuzz: every `func FuzzX` in a _test.go file, one after the other, FUZZTIME each
 fuzz:
