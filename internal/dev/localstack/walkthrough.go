@@ -220,6 +220,12 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 		return err
 	}
 	p.invocation(inv)
+	// Noah is signed in before the reset: the reset deletes his account, and the
+	// access token he holds stays a valid JWT until it expires.
+	noahTokens, err := c.SignIn(ctx, demoSiteUser.Email, demoSiteUser.Password)
+	if err != nil {
+		return err
+	}
 	event["dryRun"] = false
 	p.say("the reset:")
 	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
@@ -234,15 +240,16 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	noahMails, err := c.Emails(ctx, demoSiteUser.Email)
 	if err == nil && len(noahMails) > 0 {
 		if l := ClaimLink(noahMails[0]); l != "" {
-			noahTokens, err := c.SignIn(ctx, demoSiteUser.Email, demoSiteUser.Password)
-			if err != nil {
-				return err
-			}
 			if resp, err = c.Claim(ctx, l, noahTokens.Access); err != nil {
 				return err
 			}
-			p.say("%s's unused claim link after the reset -> %s", demoSiteUser.Name, resp.Status)
+			p.say("%s's unused claim link after the reset, with the token he held -> %s", demoSiteUser.Name, resp.Status)
 		}
+	}
+	if _, err := c.SignIn(ctx, demoSiteUser.Email, demoSiteUser.Password); err != nil {
+		p.say("%s signs in after the reset -> refused: the reset deleted his Cognito account", demoSiteUser.Name)
+	} else {
+		return fmt.Errorf("walkthrough: %s still signs in after the reset", demoSiteUser.Email)
 	}
 	p.say("a reset without the organization's name typed back:")
 	event["confirmOrganizationName"] = "wrong name"

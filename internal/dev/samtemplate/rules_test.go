@@ -29,6 +29,15 @@ func evalCondition(t *testing.T, x any, params map[string]string) any {
 				return fmt.Sprint(evalCondition(t, args[0], params)) == fmt.Sprint(evalCondition(t, args[1], params))
 			case "Fn::Not":
 				return !evalCondition(t, args[0], params).(bool)
+			case "Fn::Contains":
+				list, _ := args[0].([]any)
+				val := fmt.Sprint(evalCondition(t, args[1], params))
+				for _, item := range list {
+					if fmt.Sprint(evalCondition(t, item, params)) == val {
+						return true
+					}
+				}
+				return false
 			case "Fn::And", "Fn::Or":
 				all, anyTrue := true, false
 				for _, a := range args {
@@ -78,11 +87,17 @@ func TestProdNeedsClaimBaseURL(t *testing.T) {
 		want        bool
 	}{
 		{"prod", "", false},
-		{"prod", "https://vault.example.com", true},
+		{"prod", "https://vault.acme-msp.fr", true},
 		{"dev", "", true},
 		{"staging", "", true},
 	} {
-		if got := rulesPass(t, tpl, map[string]string{"Stage": tc.stage, "ClaimBaseUrl": tc.base}); got != tc.want {
+		// The other prod rules (real domains, an alarm topic) are met, so that
+		// ClaimBaseUrl alone decides.
+		params := map[string]string{"Stage": tc.stage, "ClaimBaseUrl": tc.base,
+			"SesIdentityName": "mail.acme-msp.fr", "MailFromAddress": "no-reply@mail.acme-msp.fr",
+			"AppBaseUrl": "https://vault.acme-msp.fr", "TableDeletionProtection": "true",
+			"AlarmTopicArn": "arn:aws:sns:eu-west-3:111122223333:orgkey-alarms"}
+		if got := rulesPass(t, tpl, params); got != tc.want {
 			t.Errorf("Stage=%s ClaimBaseUrl=%q: rules pass = %v, want %v", tc.stage, tc.base, got, tc.want)
 		}
 	}
