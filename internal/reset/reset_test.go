@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -105,6 +106,17 @@ func deadSES(f *fixture) {
 
 func deadKMS(f *fixture) {
 	f.down.Add(faultinject.Rule{Service: faultinject.KMS, To: -1, Kind: faultinject.Unreachable})
+}
+
+// deadCognito gives the reset a user pool whose endpoint refuses every connection:
+// the accounts of a page are deleted before its users' items, so the run stops with
+// the items in place. (The suites run without cognito-local; the e2e reset test
+// deletes real accounts.)
+func deadCognito(f *fixture) {
+	cfg := f.env.AWSConfig.Copy()
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), f.down.Register)
+	f.svc.Accounts = &reset.CognitoAccounts{Cognito: cognitoidentityprovider.NewFromConfig(cfg), PoolID: "us-east-1_SuitePool"}
+	f.down.Add(faultinject.Rule{Service: "Cognito Identity Provider", To: -1, Kind: faultinject.Unreachable})
 }
 
 func failBatchAt(n int64) option    { return func(f *fixture) { f.faults.failBatchAt = n } }
@@ -449,6 +461,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		{"DynamoDB fails mid-deletion", failBatchAt(20), 3},
 		{"DynamoDB fails on the first deletion batch", failBatchAt(1), 3},
 		{"SES down after deletion", deadSES, 3},
+		{"Cognito down while deleting accounts", deadCognito, 3},
 		{"crash after the mail, before finishing", failTransactAt(3), 2}, // Begin, ReplaceKey, Finish
 	}
 	for _, tc := range cases {

@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
@@ -99,7 +101,11 @@ func (r *Recorder) Instrument(cfg aws.Config) aws.Config {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("OrgkeyIAMRecorder",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				if fn := CallingFunction(); fn != "" {
-					r.add(Requests(fn, awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), in.Parameters))
+					service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+					if service == "" || op == "" {
+						service, op = serviceOperationOf(in.Parameters)
+					}
+					r.add(Requests(fn, service, op, in.Parameters))
 				}
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before)
@@ -326,6 +332,32 @@ func addressOf(s string) string {
 		return s[i+1 : len(s)-1]
 	}
 	return s
+}
+
+// serviceOperationOf names a call from its input's type, for a client whose
+// service metadata is not yet in the context at this step (Cognito's is set later
+// in its Initialize step than the recorder runs): *cognitoidentityprovider.
+// AdminDeleteUserInput is "Cognito Identity Provider", "AdminDeleteUser".
+func serviceOperationOf(params any) (service, op string) {
+	t := reflect.TypeOf(params)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "", ""
+	}
+	op = strings.TrimSuffix(t.Name(), "Input")
+	switch path.Base(t.PkgPath()) {
+	case "cognitoidentityprovider":
+		service = "Cognito Identity Provider"
+	case "dynamodb":
+		service = "DynamoDB"
+	case "kms":
+		service = "KMS"
+	case "sesv2":
+		service = "SESv2"
+	}
+	return service, op
 }
 
 func userPoolID(params any) string {
