@@ -1,11 +1,8 @@
 package localstack
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -50,43 +47,13 @@ func (c *Client) Fetch(ctx context.Context, method, rawURL, userAgent string) (*
 		return nil, err
 	}
 	req.Header.Set("User-Agent", userAgent)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Response: resp, Body: b}, nil
+	return c.do(req)
 }
 
 // Claim spends a claim link as the page's button does: POST to the link's page with
 // the token in the JSON body, and the signed-in user's access token ("" for none).
 func (c *Client) Claim(ctx context.Context, link, accessToken string) (*Response, error) {
-	body, err := json.Marshal(map[string]string{"token": LinkToken(link)})
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, LinkPage(link), bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if accessToken != "" {
-		req.Header.Set("Authorization", "Bearer "+accessToken)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Response: resp, Body: b}, nil
+	return c.API(ctx, http.MethodPost, LinkPage(link), accessToken, map[string]string{"token": LinkToken(link)})
 }
 
 // LinkState reads a claim link's stored state (the table holds its hash only).

@@ -269,6 +269,11 @@ func (c *Client) API(ctx context.Context, method, path, token string, body any) 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return c.do(req)
+}
+
+// do sends req and reads its answer (at most 1 MiB).
+func (c *Client) do(req *http.Request) (*Response, error) {
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, err
