@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -33,12 +32,7 @@ const MaxClaimAttempts = 5
 // collision.
 func (st *Store) PutLiveClaim(ctx context.Context, c Claim) (err error) {
 	defer apperr.Wrap(&err, "store.PutLiveClaim(tenant %q, user %q)", c.TenantID, c.UserID)
-	av, err := attributevalue.MarshalMap(claimItem{
-		PK: claimPK(c.Hash), SK: claimSK, Kind: "claim",
-		GSI1PK: ClaimsIndexKey(c.TenantID), GSI1SK: formatTime(c.ExpiresAt),
-		TenantID: c.TenantID, UserID: c.UserID, SentBy: c.SentBy, KeyVersion: c.KeyVersion,
-		CreatedAt: formatTime(c.CreatedAt), ExpiresAt: formatTime(c.ExpiresAt), TTL: c.ExpiresAt.Unix(),
-	})
+	av, err := claimAV(c)
 	if err != nil {
 		return err
 	}

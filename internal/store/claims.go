@@ -56,16 +56,22 @@ func (it claimItem) claim(hash string) Claim {
 	}
 }
 
-// PutClaim stores a new claim link. DynamoDB's TTL removes it some time after it
-// expires; until then ConsumeClaim checks the expiry itself.
-func (st *Store) PutClaim(ctx context.Context, c Claim) (err error) {
-	defer apperr.Wrap(&err, "store.PutClaim(tenant %q, user %q)", c.TenantID, c.UserID)
-	av, err := attributevalue.MarshalMap(claimItem{
+// claimAV is a new claim link's item: listed under its tenant by expiry, removed by
+// DynamoDB's TTL some time after it expires.
+func claimAV(c Claim) (map[string]ddbtypes.AttributeValue, error) {
+	return attributevalue.MarshalMap(claimItem{
 		PK: claimPK(c.Hash), SK: claimSK, Kind: "claim",
 		GSI1PK: ClaimsIndexKey(c.TenantID), GSI1SK: formatTime(c.ExpiresAt),
 		TenantID: c.TenantID, UserID: c.UserID, SentBy: c.SentBy, KeyVersion: c.KeyVersion,
 		CreatedAt: formatTime(c.CreatedAt), ExpiresAt: formatTime(c.ExpiresAt), TTL: c.ExpiresAt.Unix(),
 	})
+}
+
+// PutClaim stores a new claim link. DynamoDB's TTL removes it some time after it
+// expires; until then ConsumeClaim checks the expiry itself.
+func (st *Store) PutClaim(ctx context.Context, c Claim) (err error) {
+	defer apperr.Wrap(&err, "store.PutClaim(tenant %q, user %q)", c.TenantID, c.UserID)
+	av, err := claimAV(c)
 	if err != nil {
 		return err
 	}
