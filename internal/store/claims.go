@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"time"
 
@@ -45,6 +46,10 @@ type claimItem struct {
 	UsedAt     string `dynamodbav:"usedAt,omitempty"`
 	Attempts   int    `dynamodbav:"attempts,omitempty"`
 	RevokedAt  string `dynamodbav:"revokedAt,omitempty"`
+	// SpendID is the random id of the call that spent the link: a retried spend whose
+	// first answer was lost knows its own spend by it. The time cannot tell: two
+	// callers may spend in the same instant.
+	SpendID string `dynamodbav:"spendId,omitempty"`
 	TTL        int64  `dynamodbav:"ttl"`
 }
 
@@ -111,13 +116,14 @@ func (st *Store) ConsumeClaim(ctx context.Context, hash, tenantID string, keyVer
 // consumeClaim is ConsumeClaim; with a userID, the transaction also checks that the
 // link is that user's live link (SpendClaim).
 func (st *Store) consumeClaim(ctx context.Context, hash, tenantID, userID string, keyVersion int, now time.Time) (Claim, error) {
+	spendID := rand.Text()
 	items := []ddbtypes.TransactWriteItem{
 		{Update: &ddbtypes.Update{
 			TableName:                           &st.Table,
 			Key:                                 key(claimPK(hash), claimSK),
-			UpdateExpression:                    aws.String("SET usedAt = :now"),
+			UpdateExpression:                    aws.String("SET usedAt = :now, spendId = :spend"),
 			ConditionExpression:                 aws.String("attribute_exists(pk) AND attribute_not_exists(usedAt) AND attribute_not_exists(revokedAt)"),
-			ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now))},
+			ExpressionAttributeValues:           map[string]ddbtypes.AttributeValue{":now": s(formatTime(now)), ":spend": s(spendID)},
 			ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
 		{ConditionCheck: &ddbtypes.ConditionCheck{
@@ -151,7 +157,7 @@ func (st *Store) consumeClaim(ctx context.Context, hash, tenantID, userID string
 		if err := attributevalue.UnmarshalMap(spend.Item, &it); err != nil {
 			return Claim{}, err
 		}
-		if it.UsedAt == formatTime(now) {
+		if it.SpendID == spendID {
 			// This call's own spend: the SDK retried it after its answer was lost.
 			return it.claim(hash), nil
 		}

@@ -45,13 +45,15 @@ func TestConsumeClaimChecksTheOrganization(t *testing.T) {
 		t.Fatalf("a refused spend marked the link used: %+v %v", c, err)
 	}
 
-	// Concurrent openings of one link: exactly one spends it.
+	// Concurrent openings of one link, all in the same instant (a clock's resolution
+	// is coarse; a retry must not take another caller's spend for its own): exactly
+	// one spends it.
 	h := claim("race")
 	var won atomic.Int32
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			_, err := st.ConsumeClaim(ctx, h, org.ID, 2, time.Now())
+			_, err := st.ConsumeClaim(ctx, h, org.ID, 2, now)
 			switch apperr.ReasonOf(err) {
 			case "":
 				if err == nil {
