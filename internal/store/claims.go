@@ -50,7 +50,7 @@ type claimItem struct {
 	// first answer was lost knows its own spend by it. The time cannot tell: two
 	// callers may spend in the same instant.
 	SpendID string `dynamodbav:"spendId,omitempty"`
-	TTL        int64  `dynamodbav:"ttl"`
+	TTL     int64  `dynamodbav:"ttl"`
 }
 
 func (it claimItem) claim(hash string) Claim {
