@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
 	"github.com/mspvault/orgkey/internal/testing/testenv"
@@ -177,5 +180,65 @@ func TestDeleteTenantDataResumesExactly(t *testing.T) {
 	again, done, err := plain.DeleteTenantData(ctx, ticket, tid, "u0", store.DeleteOptions{})
 	if err != nil || !done || again != want {
 		t.Errorf("finished ticket again: %+v %v %v", again, done, err)
+	}
+}
+
+// rival records a page of its own on the first lane this run is about to record,
+// between the run's checkpoint read and its record: a second runner of the same
+// ticket that got there first.
+type rival struct {
+	store.DB
+	once    atomic.Bool
+	laneKey map[string]ddbtypes.AttributeValue
+}
+
+func (r *rival) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.UpdateExpression), "SET pending") && r.once.CompareAndSwap(false, true) {
+		r.laneKey = in.Key
+		if _, err := r.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 in.TableName,
+			Key:                       in.Key,
+			UpdateExpression:          aws.String("SET pending = :refs"),
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":refs": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberS{Value: "rival-page"}}}},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return r.DB.UpdateItem(ctx, in, opts...)
+}
+
+// A lane's write-ahead record is never overwritten: a run that finds another
+// runner's page recorded in its place stops with a conflict and leaves that page's
+// record for the run that owns it (or the next one) to delete and count.
+func TestDeleteTenantDataKeepsAnotherRunnersPage(t *testing.T) {
+	env := testenv.Get(t)
+	table := env.NewTable(t)
+	raw := dynamodb.NewFromConfig(env.AWSConfig)
+	ctx := t.Context()
+	tid := testenv.UniqueName("org")
+	if err := store.New(raw, table).PutVaultItems(ctx, vaultItems(tid, 50)); err != nil {
+		t.Fatal(err)
+	}
+	rv := &rival{DB: raw}
+	_, done, err := store.New(rv, table).DeleteTenantData(ctx, testenv.UniqueName("T"), tid, "u0", store.DeleteOptions{Workers: 1})
+	if err == nil || done {
+		t.Fatalf("run over another runner's page: done %v, err %v; want a conflict", done, err)
+	}
+	if apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("error %v; want a conflict", err)
+	}
+	if rv.laneKey == nil {
+		t.Fatal("the run recorded no page")
+	}
+	out, err := raw.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: rv.laneKey, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := out.Item["pending"].(*ddbtypes.AttributeValueMemberL)
+	if !ok || len(l.Value) != 1 {
+		t.Fatalf("the other runner's record was overwritten: %v", out.Item["pending"])
+	}
+	if v, _ := l.Value[0].(*ddbtypes.AttributeValueMemberS); v == nil || v.Value != "rival-page" {
+		t.Errorf("the other runner's record was overwritten: %v", l.Value[0])
 	}
 }
