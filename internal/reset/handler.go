@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/claimpage"
+	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
@@ -35,6 +37,8 @@ import (
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+	// Page configures the confirmation page's sign-in (user pool, app client, Cognito).
+	Page claimpage.Config
 
 	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
 }
@@ -56,14 +60,21 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 		SafetyMargin: time.Duration(cfg.SafetyMarginSeconds) * time.Second,
 		Budget:       14 * time.Minute,
 		Workers:      cfg.DeleteWorkers,
-		Now:          time.Now,
-		Random:       rand.Reader,
+		ConfirmTTL:   time.Duration(cfg.ConfirmTTLHours) * time.Hour,
+		// The confirmation links point at the claim links' origin (the web app's,
+		// forwarding /org-key/claim*); without one, at the web app.
+		ConfirmBaseURL: strings.TrimRight(cfg.ClaimBaseURL, "/"),
+		Now:            time.Now,
+		Random:         rand.Reader,
 	}
 	if cfg.UserPoolID != "" {
 		svc.Accounts = &CognitoAccounts{Cognito: cognitoidentityprovider.NewFromConfig(awsCfg), PoolID: cfg.UserPoolID}
 	}
-	h := &Handler{Service: svc, Log: log}
-	h.entry = lambda.NewHandler(h.Handle)
+	if svc.ConfirmBaseURL == "" {
+		svc.ConfirmBaseURL = strings.TrimRight(cfg.AppURL, "/")
+	}
+	h := &Handler{Service: svc, Log: log, Page: cfg.PageConfig()}
+	h.entry = lambda.NewHandler(h.Dispatch)
 	return h, nil
 }
 
@@ -88,6 +99,34 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
+
+// The top-level fields that make an event an HTTP API request (payload 2.0) rather
+// than a console event.
+var httpFields = []string{"version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
+	"queryStringParameters", "requestContext", "body", "pathParameters", "isBase64Encoded", "stageVariables"}
+
+// Dispatch is the function's entry: an HTTP API request (the confirmation page and
+// its POST) goes to HandleHTTP, anything else is a console event for Handle.
+func (h *Handler) Dispatch(ctx context.Context, raw json.RawMessage) (any, error) {
+	if len(raw) <= maxHTTPEvent && strictjson.Check(raw) == nil {
+		if top, err := strictjson.Object(raw, httpFields, true); err == nil && top["routeKey"] != nil && top["requestContext"] != nil {
+			var req httpapi.Request
+			if err := json.Unmarshal(raw, &req); err != nil {
+				return nil, &Error{Code: apperr.Invalid, Reason: "invalid_input", Message: "the HTTP event is malformed"}
+			}
+			return h.HandleHTTP(ctx, req)
+		}
+	}
+	rep, err := h.Handle(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// maxHTTPEvent bounds an HTTP API event (API Gateway's payloads are at most 10 MB;
+// this API's bodies are at most httpapi.MaxBody).
+const maxHTTPEvent = 256 << 10
 
 // Handle runs one console invocation.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
 )
@@ -29,6 +30,17 @@ var (
 
 // claimLink finds a claim link in a mail.
 var claimLink = regexp.MustCompile(`https?://[^\s"'<>?#]+/org-key/claim#token=[A-Za-z0-9_-]+`)
+
+// resetConfirmLink finds a support reset's confirmation link in a mail.
+var resetConfirmLink = regexp.MustCompile(`https?://[^\s"'<>?#]+` + regexp.QuoteMeta(mail.ResetConfirmPath) + `#token=[A-Za-z0-9_-]+`)
+
+// ResetConfirmLink returns the reset confirmation link a mail carries, or "".
+func ResetConfirmLink(m emulators.Email) string {
+	if l := resetConfirmLink.FindString(m.Text); l != "" {
+		return l
+	}
+	return strings.ReplaceAll(resetConfirmLink.FindString(m.HTML), "&amp;", "&")
+}
 
 // ClaimLink returns the claim link a mail carries, or "".
 func ClaimLink(m emulators.Email) string {
@@ -226,14 +238,46 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	if err != nil {
 		return err
 	}
+	before, err := c.Emails(ctx, demoCreator.Email)
+	if err != nil {
+		return err
+	}
 	event["dryRun"] = false
-	p.say("the reset:")
+	p.say("the reset, scheduled (nothing changes until the kept admin confirms):")
 	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
 		return err
 	}
 	p.invocation(inv)
-	mails, err = c.WaitEmails(ctx, demoCreator.Email, 2)
-	if err != nil {
+	if mails, err = c.WaitEmails(ctx, demoCreator.Email, len(before)+1); err != nil {
+		return err
+	}
+	confirmMail := mails[len(mails)-1]
+	p.mail(confirmMail)
+	confirmLink := ResetConfirmLink(confirmMail)
+	if confirmLink == "" {
+		return fmt.Errorf("walkthrough: the reset's mail to %s holds no confirmation link", demoCreator.Email)
+	}
+	if resp, err = c.Fetch(ctx, http.MethodGet, LinkPage(confirmLink), "Mozilla/5.0"); err != nil {
+		return err
+	}
+	p.say("GET %s (the page; changes nothing) -> %s", LinkPage(confirmLink), resp.Status)
+	if resp, err = c.Claim(ctx, confirmLink, hugoTokens.Access); err != nil {
+		return err
+	}
+	p.say("POST %s {\"token\":...} with %s's access token -> %s %s", mail.ResetConfirmPath, demoProUser.Name, resp.Status, strings.TrimSpace(string(resp.Body)))
+	if resp, err = c.Claim(ctx, confirmLink, camille.Access); err != nil {
+		return err
+	}
+	p.say("POST %s {\"token\":...} with %s's access token (the kept admin) -> %s %s", mail.ResetConfirmPath, demoCreator.Name, resp.Status, strings.TrimSpace(string(resp.Body)))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("walkthrough: the kept admin's confirmation answered %s", resp.Status)
+	}
+	p.say("the reset runs (support invokes the same event again):")
+	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
+		return err
+	}
+	p.invocation(inv)
+	if mails, err = c.WaitEmails(ctx, demoCreator.Email, len(before)+2); err != nil {
 		return err
 	}
 	p.mail(mails[len(mails)-1])
