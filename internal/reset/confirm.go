@@ -2,6 +2,7 @@ package reset
 
 import (
 	"context"
+	"time"
 
 	"github.com/mspvault/orgkey/internal/apperr"
 	"github.com/mspvault/orgkey/internal/orgkey"
@@ -100,7 +101,8 @@ func (s *Service) Confirm(ctx context.Context, raw, sub string, meta Meta) (res 
 		return refuse(goneConfirmation(ReasonConfirmExpired))
 	}
 	audit.Outcome = "ok"
-	switch err := s.Store.ConfirmReset(ctx, rec, hash, sub, now, audit); apperr.CodeOf(err) {
+	audit.Detail["runAfter"] = now.Add(s.CoolOff).Format(time.RFC3339)
+	switch err := s.Store.ConfirmReset(ctx, rec, hash, sub, now, now.Add(s.CoolOff), audit); apperr.CodeOf(err) {
 	case "":
 		return res, nil
 	case apperr.Conflict: // a concurrent confirmation came first, or the hold lapsed

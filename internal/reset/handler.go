@@ -61,6 +61,7 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 		Budget:       14 * time.Minute,
 		Workers:      cfg.DeleteWorkers,
 		ConfirmTTL:   time.Duration(cfg.ConfirmTTLHours) * time.Hour,
+		CoolOff:      time.Duration(cfg.CoolOffHours) * time.Hour,
 		// The confirmation links point at the claim links' origin (the web app's,
 		// forwarding /org-key/claim*); without one, at the web app.
 		ConfirmBaseURL: strings.TrimRight(cfg.ClaimBaseURL, "/"),
@@ -109,6 +110,13 @@ var httpFields = []string{"version", "routeKey", "rawPath", "rawQueryString", "c
 // its POST) goes to HandleHTTP, anything else is a console event for Handle.
 func (h *Handler) Dispatch(ctx context.Context, raw json.RawMessage) (any, error) {
 	if len(raw) <= maxHTTPEvent && strictjson.Check(raw) == nil {
+		if top, err := strictjson.Object(raw, scheduleFields, true); err == nil && top["tenantId"] == nil {
+			source, _ := strictjson.String(top["source"])
+			detailType, _ := strictjson.String(top["detail-type"])
+			if source == "aws.events" && detailType == "Scheduled Event" {
+				return h.HandleSweep(ctx)
+			}
+		}
 		if top, err := strictjson.Object(raw, httpFields, true); err == nil && top["routeKey"] != nil && top["requestContext"] != nil {
 			var req httpapi.Request
 			if err := json.Unmarshal(raw, &req); err != nil {
@@ -122,6 +130,26 @@ func (h *Handler) Dispatch(ctx context.Context, raw json.RawMessage) (any, error
 		return nil, err
 	}
 	return rep, nil
+}
+
+// scheduleFields are the top-level fields of EventBridge's Scheduled Event.
+var scheduleFields = []string{"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+// HandleSweep runs one sweep of the due resets (the schedule's event) and logs it.
+func (h *Handler) HandleSweep(ctx context.Context) (*SweepResult, error) {
+	res, err := h.Service.Sweep(ctx)
+	level, outcome := slog.LevelInfo, "swept"
+	attrs := []slog.Attr{slog.Int("due", res.Due), slog.Int("completed", res.Completed), slog.Int("in_progress", res.InProgress),
+		slog.Int("busy", res.Busy), slog.Int("failed", res.Failed), slog.Int("skipped", res.Skipped)}
+	if err != nil {
+		level, outcome = slog.LevelError, "sweep_failed"
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	lambdamain.LogEvent(ctx, h.Log, level, "support-reset", "due resets sweep", outcome, attrs...)
+	if err != nil {
+		return nil, fmt.Errorf("the due resets sweep stopped on an error (request %s); the next one retries", lambdamain.RequestID(ctx))
+	}
+	return &res, nil
 }
 
 // maxHTTPEvent bounds an HTTP API event (API Gateway's payloads are at most 10 MB;

@@ -51,6 +51,9 @@ type Config struct {
 	// ConfirmTTLHours is how long the kept admin has to confirm a scheduled reset;
 	// an unconfirmed one expires, changing nothing.
 	ConfirmTTLHours int `env:"RESET_CONFIRM_TTL_HOURS" envDefault:"72"`
+	// CoolOffHours is how long after the kept admin's confirmation the reset starts,
+	// at the earliest (0: at the schedule's next run).
+	CoolOffHours int `env:"RESET_COOL_OFF_HOURS" envDefault:"24"`
 	// ClaimBaseURL is the origin the confirmation links point at (the web app's,
 	// which forwards /org-key/claim* to the API, as for send-key's claim links);
 	// empty: APP_URL.
@@ -80,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("DELETE_WORKERS %d: want 0 (one per shard) or more", c.DeleteWorkers)
 	case c.ConfirmTTLHours < 0 || c.ConfirmTTLHours > 720:
 		return fmt.Errorf("RESET_CONFIRM_TTL_HOURS %d: want 1..720 (0 in code: the default, 72)", c.ConfirmTTLHours)
+	case c.CoolOffHours < 0 || c.CoolOffHours > 720:
+		return fmt.Errorf("RESET_COOL_OFF_HOURS %d: want 0..720", c.CoolOffHours)
 	case c.ClaimBaseURL != "" && !lambdamain.BaseURL(c.ClaimBaseURL):
 		return fmt.Errorf("CLAIM_BASE_URL %q: want an absolute http(s) URL without query or fragment", c.ClaimBaseURL)
 	}
@@ -96,7 +101,9 @@ type Store interface {
 	ReissueResetConfirmation(ctx context.Context, rec store.ResetRecord, hash string) error
 	MarkResetConfirmMailed(ctx context.Context, ticket, hash string) error
 	GetResetConfirmation(ctx context.Context, hash string) (store.ResetConfirmation, error)
-	ConfirmReset(ctx context.Context, rec store.ResetRecord, hash, userID string, now time.Time, audit store.AuditRecord) error
+	ConfirmReset(ctx context.Context, rec store.ResetRecord, hash, userID string, now, runAfter time.Time, audit store.AuditRecord) error
+	DueResets(ctx context.Context, now time.Time, limit int) ([]string, error)
+	GetUser(ctx context.Context, tenantID, userID string) (tenant.User, error)
 	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
 	StartReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) error
 	AcquireResetRun(ctx context.Context, ticket, owner string, now, leaseUntil time.Time) (bool, error)
@@ -131,6 +138,8 @@ type Service struct {
 	ConfirmBaseURL string
 	// ConfirmTTL is how long a scheduled reset waits for its confirmation.
 	ConfirmTTL time.Duration
+	// CoolOff is how long after its confirmation a reset starts at the earliest.
+	CoolOff time.Duration
 	// Accounts deletes the removed users' sign-in accounts; nil deletes none.
 	Accounts AccountDeleter
 
@@ -197,12 +206,14 @@ type Report struct {
 	MailSent           bool               `json:"mailSent"`
 	ConfirmBy          *time.Time         `json:"confirmBy,omitempty"`          // scheduled: the kept admin confirms before then
 	ConfirmationMailed bool               `json:"confirmationMailed,omitempty"` // scheduled: the link went out
+	RunAfter           *time.Time         `json:"runAfter,omitempty"`           // confirmed: starts by itself no earlier
 	Runs               int                `json:"runs,omitempty"`
 	StartedAt          *time.Time         `json:"startedAt,omitempty"`
 	FinishedAt         *time.Time         `json:"finishedAt,omitempty"`
 	Duration           string             `json:"duration"`    // since the reset began
 	RunDuration        string             `json:"runDuration"` // this invocation
 	Next               string             `json:"next"`        // what support does now
+	Busy               bool               `json:"-"`           // in progress in another invocation (it holds the run lease)
 }
 
 // Limits on request fields.
@@ -295,7 +306,8 @@ func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
 			return Report{}, err
 		}
 		next := "Nothing was changed. If the counts are what the customer expects, invoke again with \"dryRun\": false: " +
-			"that schedules the reset, which runs only once the kept admin confirms it from their own signed-in browser."
+			"that schedules the reset, which runs by itself only once the kept admin confirms it from their own signed-in browser " +
+			"and the cool-off after that is over."
 		if org.Status == tenant.Resetting {
 			next = "A reset is already running for this organization; invoke it again with its own event to finish it."
 		}
@@ -338,6 +350,10 @@ func (s *Service) resume(ctx context.Context, rec store.ResetRecord, org tenant.
 		return s.pendingReport(rec, began), nil
 	case store.ResetCompleted:
 		return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+	case store.ResetConfirmed:
+		if began.Before(rec.RunAfter) {
+			return s.confirmedReport(rec, began), nil
+		}
 	}
 	return s.run(ctx, rec, org, admin, began)
 }
@@ -430,8 +446,21 @@ func (s *Service) pendingReport(rec store.ResetRecord, began time.Time) Report {
 	}
 	r.Next = fmt.Sprintf("Scheduled; nothing was changed. %s was mailed a confirmation link: the reset runs only once they open it "+
 		"in their own browser, sign in and confirm, before %s (unconfirmed, it expires and changes nothing). "+
-		"Then invoke this event again to run it.", rec.KeepAdminEmail, by.Format(time.RFC3339))
+		"Once confirmed it starts by itself after the cool-off (%s) and runs to completion; invoke this event to see where it stands.",
+		rec.KeepAdminEmail, by.Format(time.RFC3339), s.CoolOff)
 	return r
+}
+
+func (s *Service) confirmedReport(rec store.ResetRecord, began time.Time) Report {
+	after := rec.RunAfter
+	return Report{
+		Status: StatusConfirmed, TenantID: rec.TenantID, TicketID: rec.TicketID, Agent: rec.Agent,
+		KeptAdminEmail: rec.KeepAdminEmail, OldKeyVersion: rec.OldKeyVersion, RunAfter: &after,
+		Duration: "0s", RunDuration: s.Now().Sub(began).Round(time.Millisecond).String(),
+		Next: fmt.Sprintf("Confirmed by the kept admin; nothing was changed yet. The reset starts by itself at %s "+
+			"(the cool-off) and runs to completion without another invocation; invoke this event to see where it stands.",
+			after.Format(time.RFC3339)),
+	}
 }
 
 // run is a real run of a confirmed (or started) reset: from wherever its record
@@ -474,6 +503,7 @@ func (s *Service) run(ctx context.Context, rec store.ResetRecord, org tenant.Org
 				return Report{}, err
 			}
 			r := s.report(rec, counts, StatusInProgress, began)
+			r.Busy = true
 			r.Next = fmt.Sprintf("Another invocation is working on this ticket right now: it holds the run lease until %s and renews it while it works "+
 				"(if it died, the lease runs out then). Wait a minute, then invoke again with the same event to see its progress or continue.",
 				rec.LeaseUntil.Format(time.RFC3339))
@@ -669,7 +699,8 @@ func (s *Service) report(rec store.ResetRecord, c store.ResetCounts, status Stat
 		r.Duration = finished.Sub(started).Round(time.Millisecond).String()
 		r.Next = "Done. The kept admin was mailed the new key; tell the customer to look for it (and in spam)."
 	case StatusInProgress:
-		r.Next = "Not finished yet: invoke again with the same event to continue. Nothing is deleted or counted twice."
+		r.Next = "Not finished yet: the schedule's next run (within a minute) continues it by itself; invoking the same event " +
+			"continues it too. Nothing is deleted or counted twice."
 	}
 	return r
 }

@@ -69,7 +69,8 @@ type ResetRecord struct {
 	ConfirmBy             time.Time // a pending reset not confirmed before then has expired
 	ConfirmMailed         bool      // the kept admin was mailed the current confirmation link
 	ConfirmedAt           time.Time
-	ConfirmedBy           string // the kept admin's user id, from their access token
+	ConfirmedBy           string    // the kept admin's user id, from their access token
+	RunAfter              time.Time // a confirmed reset starts no earlier (the cool-off)
 	StartedAt             time.Time
 	FinishedAt            time.Time
 	Deleted               ResetCounts // final counts, set when completed
@@ -98,6 +99,7 @@ type resetItem struct {
 	ConfirmMailed         bool   `dynamodbav:"confirmMailed"`
 	ConfirmedAt           string `dynamodbav:"confirmedAt,omitempty"`
 	ConfirmedBy           string `dynamodbav:"confirmedBy,omitempty"`
+	RunAfter              string `dynamodbav:"runAfter,omitempty"`
 	StartedAt             string `dynamodbav:"startedAt,omitempty"`
 	FinishedAt            string `dynamodbav:"finishedAt,omitempty"`
 	LeaseUntil            string `dynamodbav:"leaseUntil,omitempty"`
@@ -116,7 +118,7 @@ func (it resetItem) record() ResetRecord {
 		KeepAdminID: it.KeepAdminID, KeepAdminEmail: it.KeepAdminEmail, State: ResetState(it.State),
 		OldKeyVersion: it.OldKeyVersion, NewKeyVersion: it.NewKeyVersion, MailedKeyVersion: it.MailedKeyVersion,
 		RequestedAt: parseTime(it.RequestedAt), ConfirmBy: parseTime(it.ConfirmBy), ConfirmMailed: it.ConfirmMailed,
-		ConfirmedAt: parseTime(it.ConfirmedAt), ConfirmedBy: it.ConfirmedBy,
+		ConfirmedAt: parseTime(it.ConfirmedAt), ConfirmedBy: it.ConfirmedBy, RunAfter: parseTime(it.RunAfter),
 		Runs: it.Runs, StartedAt: parseTime(it.StartedAt), FinishedAt: parseTime(it.FinishedAt), LeaseUntil: parseTime(it.LeaseUntil),
 		Deleted: ResetCounts{Passwords: it.DeletedPasswords, Users: it.DeletedUsers, Sites: it.DeletedSites, ClaimLinks: it.DeletedClaimLinks, Accounts: it.DeletedAccounts},
 	}
@@ -136,8 +138,8 @@ func (st *Store) GetReset(ctx context.Context, ticket string) (_ ResetRecord, er
 // and moves the record to started with the run lease for owner until leaseUntil, in
 // one transaction with the audit record. The organization must still be held by the
 // ticket (ScheduleReset's lock) at the reset's old key version. It fails with
-// conflict (reason reset_not_confirmed) when the record is no longer confirmed:
-// another invocation started it first, or it was cancelled.
+// conflict (reason reset_not_confirmed) when the record is no longer confirmed
+// (another invocation started it first) or its cool-off (runAfter) is not over.
 func (st *Store) StartReset(ctx context.Context, rec ResetRecord, owner string, now, leaseUntil time.Time) (err error) {
 	defer apperr.Wrap(&err, "store.StartReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
 	rec.State, rec.StartedAt = ResetStarted, now
@@ -152,7 +154,7 @@ func (st *Store) StartReset(ctx context.Context, rec ResetRecord, owner string, 
 				Key:       key(resetPK(rec.TicketID), resetSK),
 				UpdateExpression: aws.String("SET #state = :started, startedAt = :now, runs = :one, " +
 					"leaseUntil = :until, leaseOwner = :o"),
-				ConditionExpression:      aws.String("#state = :confirmed"),
+				ConditionExpression:      aws.String("#state = :confirmed AND runAfter <= :now"),
 				ExpressionAttributeNames: map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 					":started": s(string(ResetStarted)), ":confirmed": s(string(ResetConfirmed)), ":now": s(formatTime(now)),
@@ -348,7 +350,7 @@ func (st *Store) FinishReset(ctx context.Context, rec ResetRecord, now time.Time
 				TableName: &st.Table,
 				Key:       key(resetPK(rec.TicketID), resetSK),
 				UpdateExpression: aws.String("SET #state = :done, finishedAt = :now, deletedPasswords = :p, " +
-					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c, deletedAccounts = :a REMOVE leaseUntil, leaseOwner"),
+					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c, deletedAccounts = :a REMOVE leaseUntil, leaseOwner, gsi1pk, gsi1sk"),
 				ConditionExpression:      aws.String("#state = :mailed"),
 				ExpressionAttributeNames: map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{

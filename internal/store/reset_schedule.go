@@ -221,7 +221,11 @@ func (st *Store) GetResetConfirmation(ctx context.Context, hash string) (_ Reset
 // becomes confirmed and the organization's hold permanent (resetPendingUntil goes),
 // in one transaction with the audit record. Any of those conditions failing is a
 // conflict (reset_not_pending): exactly one of concurrent confirmations wins.
-func (st *Store) ConfirmReset(ctx context.Context, rec ResetRecord, hash, userID string, now time.Time, audit AuditRecord) (err error) {
+//
+// The confirmed reset is due at runAfter (the cool-off after the confirmation): the
+// record enters the due index (gsi1 RESETS#DUE, sorted by that time), which the
+// schedule's sweep reads (DueResets), and leaves it when it completes.
+func (st *Store) ConfirmReset(ctx context.Context, rec ResetRecord, hash, userID string, now, runAfter time.Time, audit AuditRecord) (err error) {
 	defer apperr.Wrap(&err, "store.ConfirmReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
 	it, err := newAuditItem(audit, now)
 	if err != nil {
@@ -234,15 +238,16 @@ func (st *Store) ConfirmReset(ctx context.Context, rec ResetRecord, hash, userID
 	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []ddbtypes.TransactWriteItem{
 			{Update: &ddbtypes.Update{
-				TableName:        &st.Table,
-				Key:              key(resetPK(rec.TicketID), resetSK),
-				UpdateExpression: aws.String("SET #state = :confirmed, confirmedAt = :now, confirmedBy = :u"),
+				TableName: &st.Table,
+				Key:       key(resetPK(rec.TicketID), resetSK),
+				UpdateExpression: aws.String("SET #state = :confirmed, confirmedAt = :now, confirmedBy = :u, runAfter = :after, " +
+					"gsi1pk = :due, gsi1sk = :after"),
 				ConditionExpression: aws.String("#state = :pending AND confirmHash = :h AND keepAdminId = :u " +
 					"AND confirmBy > :now"),
 				ExpressionAttributeNames: map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 					":confirmed": s(string(ResetConfirmed)), ":pending": s(string(ResetPending)), ":now": s(formatTime(now)),
-					":u": s(userID), ":h": s(hash),
+					":u": s(userID), ":h": s(hash), ":after": s(formatTime(runAfter)), ":due": s(resetsDue),
 				},
 			}},
 			{Update: &ddbtypes.Update{
@@ -265,4 +270,27 @@ func (st *Store) ConfirmReset(ctx context.Context, rec ResetRecord, hash, userID
 		return unavailable(err)
 	}
 	return nil
+}
+
+// resetsDue is the due index's key (gsi1pk) of every confirmed, unfinished reset.
+const resetsDue = "RESETS#DUE"
+
+// DueResets returns the tickets of confirmed, unfinished resets due at now (their
+// cool-off over), the longest waiting first, at most limit of them: what the
+// schedule's sweep starts or resumes.
+func (st *Store) DueResets(ctx context.Context, now time.Time, limit int) (_ []string, err error) {
+	defer apperr.Wrap(&err, "store.DueResets")
+	var out []string
+	err = queryEach(ctx, st, &dynamodb.QueryInput{
+		IndexName:              aws.String(GSI1),
+		KeyConditionExpression: aws.String("gsi1pk = :p AND gsi1sk <= :now"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":p": s(resetsDue), ":now": s(formatTime(now)),
+		},
+		Limit: aws.Int32(int32(limit)),
+	}, func(it resetItem) bool {
+		out = append(out, it.TicketID)
+		return len(out) < limit
+	})
+	return out, err
 }

@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+
 	"github.com/mspvault/orgkey/internal/dev/emulators"
 	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/store"
@@ -53,7 +56,9 @@ func ClaimLink(m emulators.Email) string {
 // Walkthrough shows the product with real calls against a running stack,
 // printing each step: a company signs up, its creator signs in and reveals
 // the key, members are added, the key is sent to each allowed target (and
-// refused once), a claim link sets the cookie, and support resets the key.
+// refused once), a claim link sets the cookie, and support resets the key: the
+// reset scheduled, its kept admin's confirmation by its POST, the run the template's
+// schedule starts, the new key's mail and the pool left with one account.
 func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	p := &printer{w: w}
 
@@ -272,15 +277,17 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("walkthrough: the kept admin's confirmation answered %s", resp.Status)
 	}
-	p.say("the reset runs (support invokes the same event again):")
-	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
-		return err
-	}
-	p.invocation(inv)
+	p.say("the reset runs by itself: the template's schedule (SupportResetFunction RunDue) starts it once the cool-off " +
+		"(ResetCoolOffHours, 0 here) is over, and resumes it until it completes; waiting for the new key's mail...")
 	if mails, err = c.WaitEmails(ctx, demoCreator.Email, len(before)+2); err != nil {
 		return err
 	}
 	p.mail(mails[len(mails)-1])
+	p.say("support's event again shows where the ticket stands:")
+	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
+		return err
+	}
+	p.invocation(inv)
 	noahMails, err := c.Emails(ctx, demoSiteUser.Email)
 	if err == nil && len(noahMails) > 0 {
 		if l := ClaimLink(noahMails[0]); l != "" {
@@ -295,6 +302,19 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	} else {
 		return fmt.Errorf("walkthrough: %s still signs in after the reset", demoSiteUser.Email)
 	}
+	pool, err := c.Cognito.ListUsers(ctx, &cip.ListUsersInput{UserPoolId: aws.String(c.Endpoints.UserPoolID)})
+	if err != nil {
+		return err
+	}
+	var left []string
+	for _, u := range pool.Users {
+		for _, a := range u.Attributes {
+			if aws.ToString(a.Name) == "email" {
+				left = append(left, aws.ToString(a.Value))
+			}
+		}
+	}
+	p.say("the user pool after the reset holds %d account(s): %s", len(left), strings.Join(left, ", "))
 	p.say("a reset without the organization's name typed back:")
 	event["confirmOrganizationName"] = "wrong name"
 	event["ticketId"] = "SUP-LOCAL-0002"

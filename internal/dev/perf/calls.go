@@ -81,4 +81,11 @@ var RemoteCalls = map[string]FlowCalls{
 			"deadline resumes exactly; and one BatchWriteItem per lane's page even when the 100 passwords spread 3 to a " +
 			"shard (5 would carry them all)",
 	},
+	"support-reset: sweep": {
+		Calls: Calls{"DynamoDB.BatchWriteItem": 34, "DynamoDB.GetItem": 4, "DynamoDB.Query": 38, "DynamoDB.TransactWriteItems": 3, "DynamoDB.UpdateItem": 71, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.BatchWriteItem": 5, "DynamoDB.GetItem": 3, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 3, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Why: "the schedule's event with one reset due: the due index's Query, then the run of support-reset: run from the " +
+			"record alone (the record, the organization, the kept admin by id, the organization again before the key is " +
+			"replaced: 1 GetItem over the minimum), with the same deletion checkpoints",
+	},
 }

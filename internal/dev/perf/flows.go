@@ -157,6 +157,7 @@ func (w *World) Flows() []Flow {
 		{Name: "support-reset: schedule", Function: FnReset, Event: func(ctx context.Context) ([]byte, error) { return w.resetEvent(ctx, false) }},
 		{Name: "support-reset: confirm", Function: FnReset, Event: w.resetConfirmEvent},
 		{Name: "support-reset: run", Function: FnReset, Event: w.resetRunEvent},
+		{Name: "support-reset: sweep", Function: FnReset, Event: w.resetSweepEvent},
 	}
 }
 
@@ -323,6 +324,15 @@ func (w *World) resetRunEvent(ctx context.Context) ([]byte, error) {
 	return w.ConfirmedResetEvent(ctx, o, admin)
 }
 
+// resetSweepEvent confirms a reset in the table, due at once, and is the schedule's
+// event that runs it.
+func (w *World) resetSweepEvent(ctx context.Context) ([]byte, error) {
+	if _, err := w.resetRunEvent(ctx); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(w.eventsDir, "support-reset-sweep.json"))
+}
+
 // ConfirmedResetEvent schedules a reset of o keeping admin and confirms it as admin,
 // in the table (the two phases are not the run's work), and returns support's event
 // that runs it.
@@ -332,7 +342,7 @@ func (w *World) ConfirmedResetEvent(ctx context.Context, o tenant.Org, admin ten
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	err = w.Store.ConfirmReset(ctx, rec, tok.Hash(), rec.KeepAdminID, now, store.AuditRecord{
+	err = w.Store.ConfirmReset(ctx, rec, tok.Hash(), rec.KeepAdminID, now, now, store.AuditRecord{
 		TenantID: rec.TenantID, Action: store.ActionResetConfirmed, Outcome: "ok", ActorID: rec.KeepAdminID})
 	return ev, err
 }
@@ -421,6 +431,8 @@ func CheckAnswer(flow Flow, out []byte) error {
 	var v struct {
 		StatusCode *int   `json:"statusCode"`
 		Status     string `json:"status"`
+		Due        *int   `json:"due"` // a sweep's answer
+		Completed  int    `json:"completed"`
 	}
 	if err := json.Unmarshal(out, &v); err != nil {
 		return fmt.Errorf("%s: answer %.200q: %w", flow.Name, out, err)
@@ -428,6 +440,10 @@ func CheckAnswer(flow Flow, out []byte) error {
 	switch {
 	case v.StatusCode != nil && (*v.StatusCode < 200 || *v.StatusCode > 299):
 		return fmt.Errorf("%s: status %d: %.300s", flow.Name, *v.StatusCode, out)
+	case v.Due != nil:
+		if *v.Due == 0 || v.Completed != *v.Due {
+			return fmt.Errorf("%s: %.300s", flow.Name, out)
+		}
 	case flow.Function == FnReset && v.StatusCode == nil && v.Status != "completed" && v.Status != "dry_run" && v.Status != "pending_confirmation":
 		return fmt.Errorf("%s: %.300s", flow.Name, out)
 	}

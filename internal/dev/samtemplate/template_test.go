@@ -114,6 +114,9 @@ var functionChecks = map[string][]check{
 	},
 	"SupportResetFunction": {
 		timeoutAtMost(900),
+		event("RunDue", "Schedule"),
+		schedule("RunDue", "rate(1 minute)"),
+		env("RESET_COOL_OFF_HOURS", "!Ref ResetCoolOffHours"),
 		route("GET", "/org-key/claim/reset-confirm", true),
 		route("HEAD", "/org-key/claim/reset-confirm", true),
 		route("POST", "/org-key/claim/reset-confirm", false),
