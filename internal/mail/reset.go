@@ -39,6 +39,10 @@ func ResetMail(locale, to string, r Reset) (Message, error) {
 // It sits under ClaimPath's prefix, which the web app's origin forwards to the API.
 const ResetConfirmPath = ClaimPath + "/reset-confirm"
 
+// ResetCancelPath is the route an org admin's signed-in browser cancels a scheduled
+// reset at (POST, their access token, the ticket in the body).
+const ResetCancelPath = ClaimPath + "/reset-cancel"
+
 // ResetConfirm is what the mail asking the kept admin to confirm a scheduled reset
 // says: who asked (the ticket), what it would delete, until when, and the link. It
 // carries the link's token, never a key.

@@ -156,8 +156,11 @@ func (h *Handler) HandleSweep(ctx context.Context) (*SweepResult, error) {
 // this API's bodies are at most httpapi.MaxBody).
 const maxHTTPEvent = 256 << 10
 
-// Handle runs one console invocation.
+// Handle runs one console invocation: a reset's event, or an action on a ticket.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, error) {
+	if act, ok, err := DecodeAction(raw); ok {
+		return h.action(ctx, act, err)
+	}
 	req, err := DecodeRequest(raw)
 	if err != nil {
 		e := apperr.As(err)
@@ -271,6 +274,76 @@ func DecodeRequest(raw []byte) (Request, error) {
 		return req, err
 	}
 	return req, nil
+}
+
+// The action events' fields.
+var actionFields = map[string][]string{
+	"status": {"action", "ticketId"},
+	"cancel": {"action", "ticketId", "agent", "reason"},
+}
+
+// DecodeAction reads an action event ({"action": "status"|"cancel", ...}), as
+// strictly as DecodeRequest reads a reset's; ok is false when the event is not one
+// (it has no "action").
+func DecodeAction(raw []byte) (a Action, ok bool, err error) {
+	if len(raw) > maxEvent || strictjson.Check(raw) != nil {
+		return a, false, nil
+	}
+	top, err := strictjson.Object(raw, []string{"action"}, true)
+	if err != nil || top["action"] == nil {
+		return a, false, nil
+	}
+	if err := decodeString(top["action"], "action", &a.Action); err != nil {
+		return a, true, err
+	}
+	want, known := actionFields[a.Action]
+	if !known {
+		return a, true, invalidInput("field \"action\" must be status or cancel")
+	}
+	members, err := strictObject(raw, "the "+a.Action+" event", want)
+	if err != nil {
+		return a, true, err
+	}
+	for name, dst := range map[string]*string{"ticketId": &a.TicketID, "agent": &a.Agent, "reason": &a.Reason} {
+		if v, ok := members[name]; ok {
+			if err := decodeString(v, name, dst); err != nil {
+				return a, true, err
+			}
+		}
+	}
+	return a, true, nil
+}
+
+// action runs a status or cancel event.
+func (h *Handler) action(ctx context.Context, act Action, err error) (*Report, error) {
+	logReq := Request{TicketID: act.TicketID, Agent: act.Agent}
+	if err == nil {
+		err = act.validate()
+	}
+	var rep Report
+	if err == nil {
+		switch act.Action {
+		case "status":
+			rep, err = h.Service.Status(ctx, act.TicketID)
+		case "cancel":
+			rep, err = h.Service.Cancel(ctx, act.TicketID, "support:"+strings.TrimSpace(act.Agent), store.AuditRecord{
+				ActorID: strings.TrimSpace(act.Agent), RequestID: lambdamain.RequestID(ctx),
+				Detail: map[string]string{"by": "support", "reason": strings.TrimSpace(act.Reason)},
+			})
+		}
+	}
+	if err != nil {
+		code, reason := apperr.CodeOf(err), apperr.ReasonOf(err)
+		attrs := []slog.Attr{slog.String("action", act.Action), slog.String("code", string(code)), slog.String("reason", reason), slog.String("error", err.Error())}
+		if code == apperr.Invalid || code == apperr.Conflict {
+			h.logEvent(ctx, slog.LevelError, "reset action refused", "rejected", logReq, attrs...)
+			return nil, &Error{Code: code, Reason: reason, Message: apperr.As(err).Message + "; nothing was changed"}
+		}
+		h.logEvent(ctx, slog.LevelError, "reset action failed", "failed", logReq, attrs...)
+		return nil, &Error{Code: code, Message: fmt.Sprintf("the %s stopped on an internal error (request %s); invoke again", act.Action, lambdamain.RequestID(ctx))}
+	}
+	h.logEvent(ctx, slog.LevelInfo, "reset "+act.Action, string(rep.Status), logReq, slog.String("action", act.Action))
+	return &rep, nil
 }
 
 func invalidInput(format string, args ...any) error {

@@ -18,6 +18,8 @@ const (
 	RouteConfirmPage = "GET " + mailpkg.ResetConfirmPath
 	RouteConfirmHead = "HEAD " + mailpkg.ResetConfirmPath
 	RouteConfirm     = "POST " + mailpkg.ResetConfirmPath
+	// RouteCancel: an org admin cancels a reset that has not started.
+	RouteCancel = "POST " + mailpkg.ResetCancelPath
 )
 
 // HandleHTTP serves one request of the confirmation routes. It always answers; it
@@ -38,6 +40,9 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 		}
 	case RouteConfirm:
 		resp, attrs, err = h.confirm(ctx, req)
+	case RouteCancel:
+		flow = "reset-cancel"
+		resp, attrs, err = h.cancel(ctx, req)
 	default:
 		err = apperr.New(apperr.NotFound, "route_not_found", "no such route")
 		resp = httpapi.Error(err)
@@ -94,4 +99,36 @@ func (h *Handler) confirm(ctx context.Context, req httpapi.Request) (httpapi.Res
 	default:
 		return httpapi.Error(err), attrs, err
 	}
+}
+
+type cancelRequest struct {
+	TicketID string `json:"ticketId"`
+}
+
+func (h *Handler) cancel(ctx context.Context, req httpapi.Request) (httpapi.Response, []slog.Attr, error) {
+	claims := httpapi.Claims(req)
+	sub := claims["sub"]
+	if sub == "" {
+		return httpapi.Error(errNoIdentity), nil, errNoIdentity
+	}
+	if err := httpapi.AccessTokenOnly(claims); err != nil {
+		return httpapi.Error(err), nil, err
+	}
+	attrs := []slog.Attr{slog.String("user", truncate(sub, maxID))}
+	var body cancelRequest
+	if err := httpapi.Decode(req, &body); err != nil {
+		return httpapi.Error(err), attrs, err
+	}
+	if err := (Action{Action: "status", TicketID: body.TicketID}).validate(); err != nil {
+		return httpapi.Error(err), attrs, err
+	}
+	attrs = append(attrs, slog.String("ticket", truncate(body.TicketID, maxID)))
+	rep, err := h.Service.CancelByAdmin(ctx, body.TicketID, sub, Meta{
+		RequestID: req.RequestContext.RequestID, SourceIP: httpapi.SourceIP(req), UserAgent: httpapi.UserAgent(req),
+	})
+	if err != nil {
+		return httpapi.Error(err), attrs, err
+	}
+	attrs = append(attrs, slog.String("tenant", rep.TenantID))
+	return httpapi.JSON(http.StatusOK, confirmResponse{Status: string(StatusCancelled), TicketID: rep.TicketID}), attrs, nil
 }

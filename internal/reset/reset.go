@@ -103,6 +103,7 @@ type Store interface {
 	GetResetConfirmation(ctx context.Context, hash string) (store.ResetConfirmation, error)
 	ConfirmReset(ctx context.Context, rec store.ResetRecord, hash, userID string, now, runAfter time.Time, audit store.AuditRecord) error
 	DueResets(ctx context.Context, now time.Time, limit int) ([]string, error)
+	CancelReset(ctx context.Context, rec store.ResetRecord, by string, now time.Time, audit store.AuditRecord) error
 	GetUser(ctx context.Context, tenantID, userID string) (tenant.User, error)
 	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
 	StartReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) error
@@ -350,6 +351,10 @@ func (s *Service) resume(ctx context.Context, rec store.ResetRecord, org tenant.
 		return s.pendingReport(rec, began), nil
 	case store.ResetCompleted:
 		return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+	case store.ResetCancelled:
+		return Report{}, apperr.New(apperr.Conflict, ReasonResetCancelled, fmt.Sprintf(
+			"this reset was cancelled at %s by %s; nothing was changed. A new request needs a new ticket",
+			rec.CancelledAt.Format(time.RFC3339), rec.CancelledBy))
 	case store.ResetConfirmed:
 		if began.Before(rec.RunAfter) {
 			return s.confirmedReport(rec, began), nil
@@ -485,8 +490,13 @@ func (s *Service) run(ctx context.Context, rec store.ResetRecord, org tenant.Org
 			if rec, err = s.Store.GetReset(ctx, rec.TicketID); err != nil {
 				return Report{}, err
 			}
-			if rec.State == store.ResetCompleted {
+			switch rec.State {
+			case store.ResetCompleted:
 				return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+			case store.ResetCancelled: // the cancel won the race with this start
+				return s.cancelledReport(rec, began), nil
+			case store.ResetConfirmed, store.ResetPending:
+				return Report{}, apperr.New(apperr.Conflict, store.ReasonResetNotConfirmed, "the reset is not due yet")
 			}
 		default:
 			return Report{}, err

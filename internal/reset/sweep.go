@@ -50,6 +50,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 			res.Failed++
 		case rep.Status == StatusCompleted:
 			res.Completed++
+		case rep.Status == StatusCancelled: // cancelled since the due index was read
 		case rep.Status == StatusInProgress && rep.Busy:
 			res.Busy++
 		default:
@@ -85,6 +86,8 @@ func (s *Service) RunTicket(ctx context.Context, ticket string) (Report, error) 
 		return s.pendingReport(rec, began), nil
 	case store.ResetCompleted:
 		return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+	case store.ResetCancelled:
+		return s.cancelledReport(rec, began), nil
 	case store.ResetConfirmed:
 		if began.Before(rec.RunAfter) {
 			return s.confirmedReport(rec, began), nil

@@ -43,6 +43,7 @@ const (
 	ActionKeyRevealed    = "org_key.revealed"        // an admin showed the key (reveal-key)
 	ActionResetScheduled = "org_key.reset.scheduled" // support asked; the kept admin must confirm
 	ActionResetConfirmed = "org_key.reset.confirmed" // the kept admin confirmed (or was refused: outcome)
+	ActionResetCancelled = "org_key.reset.cancelled" // by support or an org admin, before it started
 	ActionResetStarted   = "org_key.reset.started"
 	ActionResetCompleted = "org_key.reset.completed"
 )

@@ -26,6 +26,8 @@ const (
 	// ConfirmReset: the reset is no longer waiting for a confirmation (confirmed
 	// already, or expired, or a newer link replaced this one).
 	ReasonResetNotPending = "reset_not_pending"
+	// CancelReset: the reset started, finished, or was cancelled already.
+	ReasonResetNotCancellable = "reset_not_cancellable"
 
 	// CreateOrganization, PutUser: the email or the sub of a new membership holds one
 	// in another organization already (for a sign-up, in any); identity.go.

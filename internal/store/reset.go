@@ -38,6 +38,9 @@ const (
 	ResetKeyReplaced ResetState = "key_replaced" // a new key is stored; deletion may be under way
 	ResetMailed      ResetState = "mailed"       // the kept admin was mailed the current key
 	ResetCompleted   ResetState = "completed"    // organization unlocked, final counts stored
+	// ResetCancelled: cancelled before it started (pending or confirmed); nothing was
+	// changed, and the organization is free again.
+	ResetCancelled ResetState = "cancelled"
 )
 
 // ResetCounts counts what a reset deleted (or a dry run would delete), per kind.
@@ -71,6 +74,8 @@ type ResetRecord struct {
 	ConfirmedAt           time.Time
 	ConfirmedBy           string    // the kept admin's user id, from their access token
 	RunAfter              time.Time // a confirmed reset starts no earlier (the cool-off)
+	CancelledAt           time.Time
+	CancelledBy           string // a user id, or "support:<agent>"
 	StartedAt             time.Time
 	FinishedAt            time.Time
 	Deleted               ResetCounts // final counts, set when completed
@@ -100,6 +105,8 @@ type resetItem struct {
 	ConfirmedAt           string `dynamodbav:"confirmedAt,omitempty"`
 	ConfirmedBy           string `dynamodbav:"confirmedBy,omitempty"`
 	RunAfter              string `dynamodbav:"runAfter,omitempty"`
+	CancelledAt           string `dynamodbav:"cancelledAt,omitempty"`
+	CancelledBy           string `dynamodbav:"cancelledBy,omitempty"`
 	StartedAt             string `dynamodbav:"startedAt,omitempty"`
 	FinishedAt            string `dynamodbav:"finishedAt,omitempty"`
 	LeaseUntil            string `dynamodbav:"leaseUntil,omitempty"`
@@ -119,6 +126,7 @@ func (it resetItem) record() ResetRecord {
 		OldKeyVersion: it.OldKeyVersion, NewKeyVersion: it.NewKeyVersion, MailedKeyVersion: it.MailedKeyVersion,
 		RequestedAt: parseTime(it.RequestedAt), ConfirmBy: parseTime(it.ConfirmBy), ConfirmMailed: it.ConfirmMailed,
 		ConfirmedAt: parseTime(it.ConfirmedAt), ConfirmedBy: it.ConfirmedBy, RunAfter: parseTime(it.RunAfter),
+		CancelledAt: parseTime(it.CancelledAt), CancelledBy: it.CancelledBy,
 		Runs: it.Runs, StartedAt: parseTime(it.StartedAt), FinishedAt: parseTime(it.FinishedAt), LeaseUntil: parseTime(it.LeaseUntil),
 		Deleted: ResetCounts{Passwords: it.DeletedPasswords, Users: it.DeletedUsers, Sites: it.DeletedSites, ClaimLinks: it.DeletedClaimLinks, Accounts: it.DeletedAccounts},
 	}

@@ -294,3 +294,57 @@ func (st *Store) DueResets(ctx context.Context, now time.Time, limit int) (_ []s
 	})
 	return out, err
 }
+
+// CancelReset cancels a reset that has not started (pending or confirmed): the record
+// becomes cancelled and leaves the due index, and the organization's hold goes, in
+// one transaction with the audit record. It races StartReset on the record's state:
+// of a cancel and a start at once exactly one wins; the loser fails with conflict
+// (reset_not_cancellable) and changes nothing.
+func (st *Store) CancelReset(ctx context.Context, rec ResetRecord, by string, now time.Time, audit AuditRecord) (err error) {
+	defer apperr.Wrap(&err, "store.CancelReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
+	it, err := newAuditItem(audit, now)
+	if err != nil {
+		return err
+	}
+	auditAV, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return err
+	}
+	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []ddbtypes.TransactWriteItem{
+			{Update: &ddbtypes.Update{
+				TableName:                &st.Table,
+				Key:                      key(resetPK(rec.TicketID), resetSK),
+				UpdateExpression:         aws.String("SET #state = :cancelled, cancelledAt = :now, cancelledBy = :by REMOVE gsi1pk, gsi1sk"),
+				ConditionExpression:      aws.String("#state IN (:pending, :confirmed)"),
+				ExpressionAttributeNames: map[string]string{"#state": "state"},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+					":cancelled": s(string(ResetCancelled)), ":now": s(formatTime(now)), ":by": s(by),
+					":pending": s(string(ResetPending)), ":confirmed": s(string(ResetConfirmed)),
+				},
+			}},
+			{Update: &ddbtypes.Update{
+				TableName:                &st.Table,
+				Key:                      key(tenantPK(rec.TenantID), orgSK),
+				UpdateExpression:         aws.String("REMOVE resetTicket, resetPendingUntil"),
+				ConditionExpression:      aws.String("resetTicket = :t AND #status = :active"),
+				ExpressionAttributeNames: map[string]string{"#status": "status"},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+					":t": s(rec.TicketID), ":active": s(string(tenant.Active)),
+				},
+			}},
+			{Put: &ddbtypes.Put{TableName: &st.Table, Item: auditAV}},
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	var canceled *ddbtypes.TransactionCanceledException
+	if errors.As(err, &canceled) && len(canceled.CancellationReasons) >= 2 {
+		if aws.ToString(canceled.CancellationReasons[0].Code) == "ConditionalCheckFailed" ||
+			aws.ToString(canceled.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+			return apperr.New(apperr.Conflict, ReasonResetNotCancellable, "the reset has started, finished or was cancelled already")
+		}
+	}
+	return unavailable(err)
+}

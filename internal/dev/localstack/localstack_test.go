@@ -94,8 +94,8 @@ func TestTemplate(t *testing.T) {
 			}
 		}
 	}
-	if routes != 9 {
-		t.Errorf("%d routes, want 9", routes)
+	if routes != 10 {
+		t.Errorf("%d routes, want 10", routes)
 	}
 }
 

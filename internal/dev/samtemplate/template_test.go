@@ -120,6 +120,7 @@ var functionChecks = map[string][]check{
 		route("GET", "/org-key/claim/reset-confirm", true),
 		route("HEAD", "/org-key/claim/reset-confirm", true),
 		route("POST", "/org-key/claim/reset-confirm", false),
+		route("POST", "/org-key/claim/reset-cancel", false),
 		env("KMS_KEY_ID", wrappingKeyARN),
 		env("MAIL_FROM", mailFromRef),
 		env("APP_URL", "!Ref AppBaseUrl"),
