@@ -74,3 +74,32 @@ func ResetConfirmMail(locale, to string, r ResetConfirm) (Message, error) {
 		"Links": strconv.Itoa(r.ClaimLinks),
 	})
 }
+
+// ResetNotice is what every other org admin of the organization is told when support
+// schedules a reset: the ticket, whom it keeps, what it would delete, until when it
+// waits for the confirmation and the cool-off after it, and how to cancel. No link
+// token, no key.
+type ResetNotice struct {
+	Name       string // the recipient's name; may be empty
+	Company    string
+	TicketID   string
+	KeptAdmin  string // the kept admin's email
+	ConfirmBy  time.Time
+	CoolOff    time.Duration
+	Passwords  int
+	Users      int
+	Sites      int
+	ClaimLinks int
+	AppURL     string
+}
+
+// ResetNoticeMail renders the notice in the recipient's language.
+func ResetNoticeMail(locale, to string, r ResetNotice) (Message, error) {
+	return render("resetnotice", locale, to, fields{
+		"Name": r.Name, "Company": r.Company, "TicketID": r.TicketID, "KeptAdmin": r.KeptAdmin,
+		"ConfirmBy": r.ConfirmBy.UTC().Format("2006-01-02 15:04 MST"),
+		"CoolOff":   strconv.Itoa(int(r.CoolOff/time.Hour)) + " h",
+		"Passwords": strconv.Itoa(r.Passwords), "Users": strconv.Itoa(r.Users), "Sites": strconv.Itoa(r.Sites),
+		"Links": strconv.Itoa(r.ClaimLinks), "AppURL": r.AppURL,
+	})
+}

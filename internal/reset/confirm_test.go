@@ -88,9 +88,27 @@ func TestScheduleChangesNothingUntilConfirmed(t *testing.T) {
 			t.Errorf("the confirmation mail lacks %q:\n%s", want, m.Text)
 		}
 	}
+	// The other org admin is told, with the ticket, whom it keeps, the counts and how
+	// to cancel; nobody else.
 	for _, u := range o.others {
-		if n := len(ledger.MailsTo(t, u.Email)); n != 0 {
-			t.Errorf("%d mails to %s", n, u.Role)
+		all, got := ledger.MailsTo(t, u.Email), notices(t, u.Email)
+		want := 0
+		if u.Role == "org_admin" {
+			want = 1
+		}
+		if len(all) != want || len(got) != want {
+			t.Errorf("%s: %d mails, %d notices; want %d notice", u.Role, len(all), len(got), want)
+			continue
+		}
+		if want == 1 {
+			for _, s := range []string{ticket, o.admin.Email, "2000 passwords", "cancel the reset", "https://vault.example.test"} {
+				if !strings.Contains(got[0].Text, s) {
+					t.Errorf("the notice lacks %q:\n%s", s, got[0].Text)
+				}
+			}
+			if strings.Contains(got[0].Text, "#token=") {
+				t.Error("the notice holds a confirmation link")
+			}
 		}
 	}
 	if got := f.auditOf(t, o, store.ActionResetScheduled); len(got) != 1 || got[0].ActorID == "" || got[0].Detail["ticketId"] != ticket {

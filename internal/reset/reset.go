@@ -105,6 +105,7 @@ type Store interface {
 	DueResets(ctx context.Context, now time.Time, limit int) ([]string, error)
 	CancelReset(ctx context.Context, rec store.ResetRecord, by string, now time.Time, audit store.AuditRecord) error
 	GetUser(ctx context.Context, tenantID, userID string) (tenant.User, error)
+	Members(ctx context.Context, tenantID string) ([]tenant.User, []tenant.Site, error)
 	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
 	StartReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) error
 	AcquireResetRun(ctx context.Context, ticket, owner string, now, leaseUntil time.Time) (bool, error)
@@ -428,7 +429,36 @@ func (s *Service) sendConfirmation(ctx context.Context, rec store.ResetRecord, o
 	if err := s.Mailer.Send(ctx, msg); err != nil {
 		return err
 	}
+	if err := s.notifyAdmins(ctx, rec, org, admin, counts); err != nil {
+		return err
+	}
 	return s.Store.MarkResetConfirmMailed(ctx, rec.TicketID, token.Hash())
+}
+
+// notifyAdmins tells every other org admin of the organization, in their language,
+// that a reset was scheduled and how to cancel it: a reset that one of them did not
+// expect is stopped before it starts. (A retried scheduling tells them again.)
+func (s *Service) notifyAdmins(ctx context.Context, rec store.ResetRecord, org tenant.Org, kept tenant.User, c store.ResetCounts) error {
+	users, _, err := s.Store.Members(ctx, org.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Role != tenant.OrgAdmin || u.ID == kept.ID || u.Email == "" {
+			continue
+		}
+		msg, err := mailpkg.ResetNoticeMail(u.Locale, u.Email, mailpkg.ResetNotice{
+			Name: u.Name, Company: org.Name, TicketID: rec.TicketID, KeptAdmin: kept.Email, ConfirmBy: rec.ConfirmBy,
+			CoolOff: s.CoolOff, Passwords: c.Passwords, Users: c.Users, Sites: c.Sites, ClaimLinks: c.ClaimLinks, AppURL: s.AppURL,
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.Mailer.Send(ctx, msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) confirmTTL() time.Duration {

@@ -60,9 +60,9 @@ var RemoteCalls = map[string]FlowCalls{
 		Why:   "one COUNT query per lane: 32 vault shards, users, sites, claim links, and the admin's lookup by email",
 	},
 	"support-reset: schedule": {
-		Calls: Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
-		Min:   Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
-		Why: "at the minimum: the organization, the kept admin's membership and the ticket's record (is it new?), the dry run's counts for the kept " +
+		Calls: Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 37, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 37, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
+		Why: "at the minimum: the organization, the kept admin's membership and the ticket's record (is it new?), the organization's members (each other org admin gets a notice: none here), the dry run's counts for the kept " +
 			"admin's mail (a COUNT query per lane, and the admin by email); the record, the organization's hold and the " +
 			"link's hash in one transaction; the mail, then its mark (a mail that did not go out is sent again)",
 	},
