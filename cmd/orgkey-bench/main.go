@@ -166,7 +166,7 @@ var firstFlow = map[string]string{
 	perf.FnActivation: "activation: sign-up confirmed",
 	perf.FnSendKey:    "send-key: send",
 	perf.FnRevealKey:  "reveal-key: reveal",
-	perf.FnReset:      "support-reset: reset",
+	perf.FnReset:      "support-reset: run",
 }
 
 // roundtripsKind is floor (c) of the warm runs (internal/dev/perf/testdata/roundtrips).

@@ -53,7 +53,7 @@ func (b *bench) resetScaling(sizes []int) ([]resetRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev, err := b.world.ResetEvent(o, admin, false)
+		ev, err := b.world.ConfirmedResetEvent(b.ctx, o, admin)
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +63,7 @@ func (b *bench) resetScaling(sizes []int) ([]resetRow, error) {
 		row.Reset = time.Since(t0)
 		cancel()
 		if err == nil {
-			err = perf.CheckAnswer(b.world.Flow("support-reset: reset"), out)
+			err = perf.CheckAnswer(b.world.Flow("support-reset: run"), out)
 		}
 		if err != nil {
 			return nil, err

@@ -62,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stack.LogDir, "log-dir", "", "directory for the emulators' and functions' logs (default: a temporary one, removed on exit)")
 	fs.StringVar(&o.functionLogs, "function-logs", "", "where the functions' JSON logs go: - for stderr (default: functions.log in the log directory)")
 	fs.StringVar(&o.stateFile, "state-file", "", "write the endpoints as JSON to this file once the stack is up")
+	fs.DurationVar(&o.stack.ScheduleEvery, "schedule-every", 0, "run every Schedule event of template.yaml at this interval instead of its rate (0: each at its rate, as EventBridge does)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -135,6 +136,9 @@ func printStack(w io.Writer, s *localstack.Stack) {
 		fmt.Fprintf(w, "                     %-24s authorizer %s\n", k, s.Routes[k])
 	}
 	fmt.Fprintf(w, "Lambda endpoint:   %s (%s)\n", s.Lambda, strings.Join(s.Functions, ", "))
+	for _, sc := range s.Schedules {
+		fmt.Fprintf(w, "schedule:          %s\n", sc)
+	}
 	fmt.Fprintf(w, "SES mail viewer:   %s\n", s.SESViewer)
 	fmt.Fprintf(w, "Cognito:           %s (user pool %s, app client %s)\n", s.Cognito, s.UserPoolID, s.ClientID)
 	fmt.Fprintf(w, "  JWT issuer:      %s\n", s.Issuer)

@@ -59,7 +59,7 @@ func TestRunWalkthrough(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	err = run(t.Context(), []string{"-wait=false", "-demo=true", "-bin-dir", bin, "-api-port=0", "-lambda-port=0", "-cognito-port=0",
-		"-dynamodb-port=0", "-ses-port=0", "-kms-port=0"}, &stdout, &stderr)
+		"-dynamodb-port=0", "-ses-port=0", "-kms-port=0", "-schedule-every=2s"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
@@ -79,11 +79,21 @@ func TestRunWalkthrough(t *testing.T) {
 		"the cookie holds the key: true",
 		"the same link again -> 410 Gone",
 		`"status": "dry_run"`,
+		`"status": "pending_confirmation"`,
+		"Confirmez ou refusez la réinitialisation de votre clé d'organisation",
+		`/org-key/claim/reset-confirm (the page; changes nothing) -> 200 OK`,
+		`"reason":"confirm_wrong_user"`,
+		`(the kept admin) -> 200 OK {"status":"confirmed"`,
+		"the reset runs by itself",
 		"Votre clé d'organisation a été remplacée",
+		`"status": "completed"`,
+		"the user pool after the reset holds 1 account(s): camille.martin@example.com",
 		"unused claim link after the reset, with the token he held -> 410 Gone",
 		"signs in after the reset -> refused: the reset deleted his Cognito account",
 		"X-Amz-Function-Error: Unhandled",
 		"SES mail viewer:   http://127.0.0.1:",
+		"schedule:          SupportResetFunction RunDue every 2s",
+		"schedule:          ActivationEmailFunction CatchUp every 2s",
 		"export AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:",
 		"stopped; nothing left running",
 	} {

@@ -1,8 +1,9 @@
-// Package claimpage owns the page a claim link opens (GET and HEAD /org-key/claim):
-// its HTML in French and English, its script, and the headers that lock it down. The
-// page changes nothing by itself: it signs the link's addressee in against the user
-// pool when the browser has no session, and spends the link with POST /org-key/claim
-// only when that person presses its button.
+// Package claimpage owns the pages a mailed link opens: a claim link's (GET and HEAD
+// /org-key/claim) and a support reset's confirmation (/org-key/claim/reset-confirm):
+// their HTML in French and English, their one script, and the headers that lock them
+// down. A page changes nothing by itself: it signs the link's addressee in against the
+// user pool when the browser has no session, and POSTs the link's token to its own
+// path only when that person presses its button.
 //
 // The script is src/claim.js with amazon-cognito-identity-js, bundled by esbuild (both
 // pinned in package.json) into claim.bundle.js, which is committed so that a fresh
@@ -134,53 +135,102 @@ func parseQ(s string) float64 {
 	return 0
 }
 
+// Kinds of page: a claim link's, and a support reset's confirmation. The script
+// reads the kind from the body's data-kind.
+const (
+	KindClaim        = "claim"
+	KindResetConfirm = "reset-confirm"
+)
+
+// texts are a page's words: the sign-in's, shared, and each kind's own.
 type texts struct {
-	title, heading, intro, email, password, signIn, newPassword, setPassword, code, verify, store, signOut, noScript string
+	email, password, signIn, newPassword, setPassword, code, verify, signOut, noScript string
+}
+
+type kindTexts struct {
+	title, heading, intro, act string
 }
 
 var byLang = map[string]texts{
 	"en": {
-		title:   "Store the organization key",
-		heading: "Store the organization key in this browser",
-		intro: "Use this page in the browser you use for the password vault. Sign in as the person this link was sent to, " +
-			"then press “Store the key in this browser”. Nothing happens until you do.",
 		email: "Email", password: "Password", signIn: "Sign in",
 		newPassword: "New password", setPassword: "Set the password",
-		code: "Code", verify: "Verify",
-		store: "Store the key in this browser", signOut: "Sign out",
+		code: "Code", verify: "Verify", signOut: "Sign out",
 		noScript: "This page needs JavaScript to sign you in.",
 	},
 	"fr": {
-		title:   "Enregistrer la clé d'organisation",
-		heading: "Enregistrer la clé d'organisation dans ce navigateur",
-		intro: "Utilisez cette page dans le navigateur de votre coffre de mots de passe. Connectez-vous en tant que destinataire " +
-			"de ce lien, puis appuyez sur « Enregistrer la clé dans ce navigateur ». Rien ne se passe avant.",
 		email: "Adresse e-mail", password: "Mot de passe", signIn: "Se connecter",
 		newPassword: "Nouveau mot de passe", setPassword: "Enregistrer le mot de passe",
-		code: "Code", verify: "Vérifier",
-		store: "Enregistrer la clé dans ce navigateur", signOut: "Se déconnecter",
+		code: "Code", verify: "Vérifier", signOut: "Se déconnecter",
 		noScript: "Cette page a besoin de JavaScript pour vous connecter.",
+	},
+}
+
+var byKind = map[string]map[string]kindTexts{
+	KindClaim: {
+		"en": {
+			title:   "Store the organization key",
+			heading: "Store the organization key in this browser",
+			intro: "Use this page in the browser you use for the password vault. Sign in as the person this link was sent to, " +
+				"then press “Store the key in this browser”. Nothing happens until you do.",
+			act: "Store the key in this browser",
+		},
+		"fr": {
+			title:   "Enregistrer la clé d'organisation",
+			heading: "Enregistrer la clé d'organisation dans ce navigateur",
+			intro: "Utilisez cette page dans le navigateur de votre coffre de mots de passe. Connectez-vous en tant que destinataire " +
+				"de ce lien, puis appuyez sur « Enregistrer la clé dans ce navigateur ». Rien ne se passe avant.",
+			act: "Enregistrer la clé dans ce navigateur",
+		},
+	},
+	KindResetConfirm: {
+		"en": {
+			title:   "Confirm the reset of the organization key",
+			heading: "Confirm the reset of the organization key",
+			intro: "Support was asked to reset your organization's key; the mail that brought you here says what it deletes. " +
+				"Sign in as the administrator it was sent to, then press “Confirm the reset”. Nothing happens until you do; " +
+				"if you did not ask for it, close this page and contact support.",
+			act: "Confirm the reset",
+		},
+		"fr": {
+			title:   "Confirmer la réinitialisation de la clé d'organisation",
+			heading: "Confirmer la réinitialisation de la clé d'organisation",
+			intro: "Le support a été sollicité pour réinitialiser la clé de votre organisation ; le courriel qui vous a mené ici " +
+				"indique ce qu'elle supprime. Connectez-vous en tant que l'administrateur à qui il a été envoyé, puis appuyez sur " +
+				"« Confirmer la réinitialisation ». Rien ne se passe avant ; si vous ne l'avez pas demandée, fermez cette page " +
+				"et contactez le support.",
+			act: "Confirmer la réinitialisation",
+		},
 	},
 }
 
 // Page is the claim page in lang (fr or en; anything else is en). It holds no secret:
 // the link's token stays in the browser's URL fragment.
-func Page(lang string, cfg Config) string {
+func Page(lang string, cfg Config) string { return KindPage(KindClaim, lang, cfg) }
+
+// KindPage is the page of a kind of mailed link (KindClaim, KindResetConfirm; any
+// other is KindClaim) in lang: the same markup, script and headers, its own words.
+func KindPage(kind, lang string, cfg Config) string {
 	t, ok := byLang[lang]
 	if !ok {
 		lang, t = "en", byLang["en"]
 	}
+	words, ok := byKind[kind]
+	if !ok {
+		kind, words = KindClaim, byKind[KindClaim]
+	}
+	k := words[lang]
 	e := html.EscapeString
 	var b strings.Builder
 	b.Grow(len(bundle) + 4096)
 	b.WriteString(`<!doctype html>
 <html lang="` + lang + `"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><meta name="robots" content="noindex, nofollow">
-<title>` + e(t.title) + `</title><style>` + style + `</style></head>
-<body data-pool="` + e(cfg.UserPoolID) + `" data-client="` + e(cfg.ClientID) + `" data-endpoint="` + e(cfg.CognitoEndpoint) + `">
+<title>` + e(k.title) + `</title><style>` + style + `</style></head>
+<body data-kind="` + e(kind) + `" data-pool="` + e(cfg.UserPoolID) + `" data-client="` + e(cfg.ClientID) + `" data-endpoint="` + e(cfg.CognitoEndpoint) + `">
 <main>
-<h1>` + e(t.heading) + `</h1>
-<p>` + e(t.intro) + `</p>
+<h1>` + e(k.heading) + `</h1>
+<p>` + e(k.intro) + `</p>
 <p id="status" role="status"></p>
 <noscript><p>` + e(t.noScript) + `</p></noscript>
 <form id="signin" hidden>
@@ -197,7 +247,7 @@ func Page(lang string, cfg Config) string {
 <button type="submit">` + e(t.verify) + `</button>
 </form>
 <div id="claim" hidden>
-<button id="store" type="button">` + e(t.store) + `</button>
+<button id="store" type="button">` + e(k.act) + `</button>
 <button id="signout" type="button">` + e(t.signOut) + `</button>
 </div>
 </main>

@@ -113,3 +113,27 @@ func TestLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestResetConfirmPage: the confirmation page is the claim page's markup and script
+// with its own kind and words, in both languages.
+func TestResetConfirmPage(t *testing.T) {
+	cfg := Config{UserPoolID: "eu-west-1_abc", ClientID: "client123"}
+	for lang, act := range map[string]string{"en": "Confirm the reset", "fr": "Confirmer la réinitialisation"} {
+		p := KindPage(KindResetConfirm, lang, cfg)
+		if !strings.Contains(p, `data-kind="reset-confirm"`) || !strings.Contains(p, `<button id="store" type="button">`+act+`</button>`) {
+			t.Errorf("%s: the confirmation page lacks its kind or its button", lang)
+		}
+		if strings.Contains(p, "Store the key") || strings.Contains(p, "Enregistrer la clé") {
+			t.Errorf("%s: the confirmation page speaks of storing the key", lang)
+		}
+		if !strings.Contains(p, bundle) {
+			t.Errorf("%s: the confirmation page does not run the shared script", lang)
+		}
+	}
+	if KindPage("nonsense", "en", cfg) != Page("en", cfg) {
+		t.Error("an unknown kind is not the claim page")
+	}
+	if !strings.Contains(Page("en", cfg), `data-kind="claim"`) {
+		t.Error("the claim page does not say its kind")
+	}
+}

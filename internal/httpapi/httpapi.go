@@ -148,6 +148,10 @@ func Decode(req Request, v any) error {
 	return nil
 }
 
+// Header is a request header, whatever the case of its name (API Gateway lower-cases
+// them; a test event may not).
+func Header(req Request, name string) string { return header(req, name) }
+
 func header(req Request, name string) string {
 	for k, v := range req.Headers {
 		if strings.EqualFold(k, name) {

@@ -65,6 +65,13 @@ func goldenMails(t *testing.T) map[string]Message {
 			m, err = ClaimRevokedMail(locale, "to@example.test", ClaimRevoked{AdminName: v.name, TargetName: v.company,
 				TargetEmail: v.name + "@example.test", Attempts: 5, SendURL: v.url})
 			add(p+"claimrevoked", m, err)
+			m, err = ResetConfirmMail(locale, "to@example.test", ResetConfirm{Name: v.name, Company: v.company, TicketID: v.ip,
+				BaseURL: v.url, Token: token, ConfirmBy: now.Add(72 * time.Hour), Passwords: 2000, Users: 4, Sites: 1, ClaimLinks: 2})
+			add(p+"resetconfirm", m, err)
+			m, err = ResetNoticeMail(locale, "to@example.test", ResetNotice{Name: v.name, Company: v.company, TicketID: v.ip,
+				KeptAdmin: v.name + "@example.test", ConfirmBy: now.Add(72 * time.Hour), CoolOff: 24 * time.Hour,
+				Passwords: 2000, Users: 4, Sites: 1, ClaimLinks: 2, AppURL: v.url})
+			add(p+"resetnotice", m, err)
 		}
 	}
 	return out
@@ -73,7 +80,7 @@ func goldenMails(t *testing.T) map[string]Message {
 // TestGolden pins every mail byte for byte: testdata/golden.json was written by the
 // html/template renderer this package used before, so the plain renderer must say
 // and escape exactly what it did. (The claim-link mail's new wording and the
-// claim-revoked mail were written with -update by this renderer, after checking that
+// claim-revoked mail and the reset's confirmation and notice mails were written with -update by this renderer, after checking that
 // their escaping matches the other mails'.)
 func TestGolden(t *testing.T) {
 	got := goldenMails(t)

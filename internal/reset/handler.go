@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/claimpage"
+	"github.com/mspvault/orgkey/internal/httpapi"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	mailpkg "github.com/mspvault/orgkey/internal/mail"
@@ -35,6 +37,8 @@ import (
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+	// Page configures the confirmation page's sign-in (user pool, app client, Cognito).
+	Page claimpage.Config
 
 	entry lambda.Handler // Handle behind the runtime's JSON coding; set by New
 }
@@ -56,14 +60,22 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 		SafetyMargin: time.Duration(cfg.SafetyMarginSeconds) * time.Second,
 		Budget:       14 * time.Minute,
 		Workers:      cfg.DeleteWorkers,
-		Now:          time.Now,
-		Random:       rand.Reader,
+		ConfirmTTL:   time.Duration(cfg.ConfirmTTLHours) * time.Hour,
+		CoolOff:      time.Duration(cfg.CoolOffHours) * time.Hour,
+		// The confirmation links point at the claim links' origin (the web app's,
+		// forwarding /org-key/claim*); without one, at the web app.
+		ConfirmBaseURL: strings.TrimRight(cfg.ClaimBaseURL, "/"),
+		Now:            time.Now,
+		Random:         rand.Reader,
 	}
 	if cfg.UserPoolID != "" {
 		svc.Accounts = &CognitoAccounts{Cognito: cognitoidentityprovider.NewFromConfig(awsCfg), PoolID: cfg.UserPoolID}
 	}
-	h := &Handler{Service: svc, Log: log}
-	h.entry = lambda.NewHandler(h.Handle)
+	if svc.ConfirmBaseURL == "" {
+		svc.ConfirmBaseURL = strings.TrimRight(cfg.AppURL, "/")
+	}
+	h := &Handler{Service: svc, Log: log, Page: cfg.PageConfig()}
+	h.entry = lambda.NewHandler(h.Dispatch)
 	return h, nil
 }
 
@@ -89,8 +101,66 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
-// Handle runs one console invocation.
+// The top-level fields that make an event an HTTP API request (payload 2.0) rather
+// than a console event.
+var httpFields = []string{"version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
+	"queryStringParameters", "requestContext", "body", "pathParameters", "isBase64Encoded", "stageVariables"}
+
+// Dispatch is the function's entry: an HTTP API request (the confirmation page and
+// its POST) goes to HandleHTTP, anything else is a console event for Handle.
+func (h *Handler) Dispatch(ctx context.Context, raw json.RawMessage) (any, error) {
+	if len(raw) <= maxHTTPEvent && strictjson.Check(raw) == nil {
+		if top, err := strictjson.Object(raw, scheduleFields, true); err == nil && top["tenantId"] == nil {
+			source, _ := strictjson.String(top["source"])
+			detailType, _ := strictjson.String(top["detail-type"])
+			if source == "aws.events" && detailType == "Scheduled Event" {
+				return h.HandleSweep(ctx)
+			}
+		}
+		if top, err := strictjson.Object(raw, httpFields, true); err == nil && top["routeKey"] != nil && top["requestContext"] != nil {
+			var req httpapi.Request
+			if err := json.Unmarshal(raw, &req); err != nil {
+				return nil, &Error{Code: apperr.Invalid, Reason: "invalid_input", Message: "the HTTP event is malformed"}
+			}
+			return h.HandleHTTP(ctx, req)
+		}
+	}
+	rep, err := h.Handle(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// scheduleFields are the top-level fields of EventBridge's Scheduled Event.
+var scheduleFields = []string{"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+// HandleSweep runs one sweep of the due resets (the schedule's event) and logs it.
+func (h *Handler) HandleSweep(ctx context.Context) (*SweepResult, error) {
+	res, err := h.Service.Sweep(ctx)
+	level, outcome := slog.LevelInfo, "swept"
+	attrs := []slog.Attr{slog.Int("due", res.Due), slog.Int("completed", res.Completed), slog.Int("in_progress", res.InProgress),
+		slog.Int("busy", res.Busy), slog.Int("failed", res.Failed), slog.Int("skipped", res.Skipped)}
+	if err != nil {
+		level, outcome = slog.LevelError, "sweep_failed"
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	lambdamain.LogEvent(ctx, h.Log, level, "support-reset", "due resets sweep", outcome, attrs...)
+	if err != nil {
+		return nil, fmt.Errorf("the due resets sweep stopped on an error (request %s); the next one retries", lambdamain.RequestID(ctx))
+	}
+	return &res, nil
+}
+
+// maxHTTPEvent bounds an HTTP API event (API Gateway's payloads are at most 10 MB;
+// this API's bodies are at most httpapi.MaxBody).
+const maxHTTPEvent = 256 << 10
+
+// Handle runs one console invocation: a reset's event, or an action on a ticket.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (*Report, error) {
+	if act, ok, err := DecodeAction(raw); ok {
+		return h.action(ctx, act, err)
+	}
 	req, err := DecodeRequest(raw)
 	if err != nil {
 		e := apperr.As(err)
@@ -204,6 +274,76 @@ func DecodeRequest(raw []byte) (Request, error) {
 		return req, err
 	}
 	return req, nil
+}
+
+// The action events' fields.
+var actionFields = map[string][]string{
+	"status": {"action", "ticketId"},
+	"cancel": {"action", "ticketId", "agent", "reason"},
+}
+
+// DecodeAction reads an action event ({"action": "status"|"cancel", ...}), as
+// strictly as DecodeRequest reads a reset's; ok is false when the event is not one
+// (it has no "action").
+func DecodeAction(raw []byte) (a Action, ok bool, err error) {
+	if len(raw) > maxEvent || strictjson.Check(raw) != nil {
+		return a, false, nil
+	}
+	top, err := strictjson.Object(raw, []string{"action"}, true)
+	if err != nil || top["action"] == nil {
+		return a, false, nil
+	}
+	if err := decodeString(top["action"], "action", &a.Action); err != nil {
+		return a, true, err
+	}
+	want, known := actionFields[a.Action]
+	if !known {
+		return a, true, invalidInput("field \"action\" must be status or cancel")
+	}
+	members, err := strictObject(raw, "the "+a.Action+" event", want)
+	if err != nil {
+		return a, true, err
+	}
+	for name, dst := range map[string]*string{"ticketId": &a.TicketID, "agent": &a.Agent, "reason": &a.Reason} {
+		if v, ok := members[name]; ok {
+			if err := decodeString(v, name, dst); err != nil {
+				return a, true, err
+			}
+		}
+	}
+	return a, true, nil
+}
+
+// action runs a status or cancel event.
+func (h *Handler) action(ctx context.Context, act Action, err error) (*Report, error) {
+	logReq := Request{TicketID: act.TicketID, Agent: act.Agent}
+	if err == nil {
+		err = act.validate()
+	}
+	var rep Report
+	if err == nil {
+		switch act.Action {
+		case "status":
+			rep, err = h.Service.Status(ctx, act.TicketID)
+		case "cancel":
+			rep, err = h.Service.Cancel(ctx, act.TicketID, "support:"+strings.TrimSpace(act.Agent), store.AuditRecord{
+				ActorID: strings.TrimSpace(act.Agent), RequestID: lambdamain.RequestID(ctx),
+				Detail: map[string]string{"by": "support", "reason": strings.TrimSpace(act.Reason)},
+			})
+		}
+	}
+	if err != nil {
+		code, reason := apperr.CodeOf(err), apperr.ReasonOf(err)
+		attrs := []slog.Attr{slog.String("action", act.Action), slog.String("code", string(code)), slog.String("reason", reason), slog.String("error", err.Error())}
+		if code == apperr.Invalid || code == apperr.Conflict {
+			h.logEvent(ctx, slog.LevelError, "reset action refused", "rejected", logReq, attrs...)
+			return nil, &Error{Code: code, Reason: reason, Message: apperr.As(err).Message + "; nothing was changed"}
+		}
+		h.logEvent(ctx, slog.LevelError, "reset action failed", "failed", logReq, attrs...)
+		return nil, &Error{Code: code, Message: fmt.Sprintf("the %s stopped on an internal error (request %s); invoke again", act.Action, lambdamain.RequestID(ctx))}
+	}
+	h.logEvent(ctx, slog.LevelInfo, "reset "+act.Action, string(rep.Status), logReq, slog.String("action", act.Action))
+	return &rep, nil
 }
 
 func invalidInput(format string, args ...any) error {

@@ -26,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/claimpage"
 	"github.com/mspvault/orgkey/internal/lambdamain"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/store"
@@ -47,6 +48,27 @@ type Config struct {
 	// reset deletes. The deployed function always has it (template.yaml); a
 	// Config built in a test without it deletes table items only.
 	UserPoolID string `env:"USER_POOL_ID"`
+	// ConfirmTTLHours is how long the kept admin has to confirm a scheduled reset;
+	// an unconfirmed one expires, changing nothing.
+	ConfirmTTLHours int `env:"RESET_CONFIRM_TTL_HOURS" envDefault:"72"`
+	// CoolOffHours is how long after the kept admin's confirmation the reset starts,
+	// at the earliest (0: at the schedule's next run).
+	CoolOffHours int `env:"RESET_COOL_OFF_HOURS" envDefault:"24"`
+	// ClaimBaseURL is the origin the confirmation links point at (the web app's,
+	// which forwards /org-key/claim* to the API, as for send-key's claim links);
+	// empty: APP_URL.
+	ClaimBaseURL string `env:"CLAIM_BASE_URL"`
+	// UserPoolClientID and CognitoEndpoint configure the confirmation page's
+	// sign-in (the app client of USER_POOL_ID).
+	UserPoolClientID string `env:"USER_POOL_CLIENT_ID"`
+	Region           string `env:"AWS_REGION"`
+	CognitoEndpoint  string `env:"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"`
+}
+
+// PageConfig is the confirmation page's sign-in configuration.
+func (c Config) PageConfig() claimpage.Config {
+	return claimpage.Config{UserPoolID: c.UserPoolID, ClientID: c.UserPoolClientID,
+		CognitoEndpoint: claimpage.Endpoint(c.CognitoEndpoint, c.Region)}
 }
 
 // Validate fails fast on values that parse but make no sense, naming the variable.
@@ -59,6 +81,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SAFETY_MARGIN_SECONDS %d: want 0..899 (Lambda runs at most 15 minutes)", c.SafetyMarginSeconds)
 	case c.DeleteWorkers < 0:
 		return fmt.Errorf("DELETE_WORKERS %d: want 0 (one per shard) or more", c.DeleteWorkers)
+	case c.ConfirmTTLHours < 0 || c.ConfirmTTLHours > 720:
+		return fmt.Errorf("RESET_CONFIRM_TTL_HOURS %d: want 1..720 (0 in code: the default, 72)", c.ConfirmTTLHours)
+	case c.CoolOffHours < 0 || c.CoolOffHours > 720:
+		return fmt.Errorf("RESET_COOL_OFF_HOURS %d: want 0..720", c.CoolOffHours)
+	case c.ClaimBaseURL != "" && !lambdamain.BaseURL(c.ClaimBaseURL):
+		return fmt.Errorf("CLAIM_BASE_URL %q: want an absolute http(s) URL without query or fragment", c.ClaimBaseURL)
 	}
 	return nil
 }
@@ -68,7 +96,18 @@ type Store interface {
 	GetOrg(ctx context.Context, tenantID string) (tenant.Org, error)
 	FindUserByEmail(ctx context.Context, tenantID, email string) (tenant.User, error)
 	CountTenantData(ctx context.Context, tenantID, keepUserID string) (store.ResetCounts, error)
-	BeginReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) (store.ResetRecord, bool, error)
+	GetReset(ctx context.Context, ticket string) (store.ResetRecord, error)
+	ScheduleReset(ctx context.Context, rec store.ResetRecord, confirmHash string, now time.Time) (store.ResetRecord, bool, error)
+	ReissueResetConfirmation(ctx context.Context, rec store.ResetRecord, hash string) error
+	MarkResetConfirmMailed(ctx context.Context, ticket, hash string) error
+	GetResetConfirmation(ctx context.Context, hash string) (store.ResetConfirmation, error)
+	ConfirmReset(ctx context.Context, rec store.ResetRecord, hash, userID string, now, runAfter time.Time, audit store.AuditRecord) error
+	DueResets(ctx context.Context, now time.Time, limit int) ([]string, error)
+	CancelReset(ctx context.Context, rec store.ResetRecord, by string, now time.Time, audit store.AuditRecord) error
+	GetUser(ctx context.Context, tenantID, userID string) (tenant.User, error)
+	Members(ctx context.Context, tenantID string) ([]tenant.User, []tenant.Site, error)
+	PutAudit(ctx context.Context, r store.AuditRecord, now time.Time) error
+	StartReset(ctx context.Context, rec store.ResetRecord, owner string, now, leaseUntil time.Time) error
 	AcquireResetRun(ctx context.Context, ticket, owner string, now, leaseUntil time.Time) (bool, error)
 	RenewResetRun(ctx context.Context, ticket, owner string, leaseUntil time.Time) (bool, error)
 	ReleaseResetRun(ctx context.Context, ticket, owner string) error
@@ -97,6 +136,12 @@ type Service struct {
 	Wrapper KeyWrapper
 	Mailer  Mailer
 	AppURL  string
+	// ConfirmBaseURL is the origin of the confirmation links (no trailing slash).
+	ConfirmBaseURL string
+	// ConfirmTTL is how long a scheduled reset waits for its confirmation.
+	ConfirmTTL time.Duration
+	// CoolOff is how long after its confirmation a reset starts at the earliest.
+	CoolOff time.Duration
 	// Accounts deletes the removed users' sign-in accounts; nil deletes none.
 	Accounts AccountDeleter
 
@@ -140,7 +185,10 @@ type Request struct {
 type Status string
 
 const (
-	StatusDryRun     Status = "dry_run"     // counted only; nothing changed
+	StatusDryRun Status = "dry_run" // counted only; nothing changed
+	// StatusPending: scheduled; nothing changed until the kept admin confirms.
+	StatusPending    Status = "pending_confirmation"
+	StatusConfirmed  Status = "confirmed"   // confirmed; starts at the next invocation
 	StatusInProgress Status = "in_progress" // invoke again with the same event
 	StatusCompleted  Status = "completed"
 )
@@ -158,12 +206,16 @@ type Report struct {
 	WouldDelete        *store.ResetCounts `json:"wouldDelete,omitempty"` // dry run
 	Deleted            *store.ResetCounts `json:"deleted,omitempty"`     // real run, so far
 	MailSent           bool               `json:"mailSent"`
+	ConfirmBy          *time.Time         `json:"confirmBy,omitempty"`          // scheduled: the kept admin confirms before then
+	ConfirmationMailed bool               `json:"confirmationMailed,omitempty"` // scheduled: the link went out
+	RunAfter           *time.Time         `json:"runAfter,omitempty"`           // confirmed: starts by itself no earlier
 	Runs               int                `json:"runs,omitempty"`
 	StartedAt          *time.Time         `json:"startedAt,omitempty"`
 	FinishedAt         *time.Time         `json:"finishedAt,omitempty"`
 	Duration           string             `json:"duration"`    // since the reset began
 	RunDuration        string             `json:"runDuration"` // this invocation
 	Next               string             `json:"next"`        // what support does now
+	Busy               bool               `json:"-"`           // in progress in another invocation (it holds the run lease)
 }
 
 // Limits on request fields.
@@ -219,8 +271,11 @@ func NameMatches(typed, name string) bool {
 	return tenant.NormalizeName(typed) == tenant.NormalizeName(name)
 }
 
-// Reset runs (or dry-runs, or resumes) a reset. Invalid requests are refused before
-// anything is written; a running reset of another ticket is refused with conflict.
+// Reset dry-runs, schedules, or runs (or resumes) a reset. Invalid requests are
+// refused before anything is written. A new ticket with dryRun false only schedules
+// the reset: it records it, waiting for the kept admin's confirmation, and mails them
+// the confirmation link; nothing else changes. Once they have confirmed, the same
+// event runs it. Another ticket holding the organization is refused with conflict.
 func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
 	began := s.Now()
 	if err := req.validate(); err != nil {
@@ -252,7 +307,9 @@ func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
 		if err != nil {
 			return Report{}, err
 		}
-		next := "Nothing was changed. If the counts are what the customer expects, invoke again with \"dryRun\": false."
+		next := "Nothing was changed. If the counts are what the customer expects, invoke again with \"dryRun\": false: " +
+			"that schedules the reset, which runs by itself only once the kept admin confirms it from their own signed-in browser " +
+			"and the cool-off after that is over."
 		if org.Status == tenant.Resetting {
 			next = "A reset is already running for this organization; invoke it again with its own event to finish it."
 		}
@@ -262,12 +319,188 @@ func (s *Service) Reset(ctx context.Context, req Request) (Report, error) {
 			WouldDelete: &counts, Duration: "0s", RunDuration: s.Now().Sub(began).Round(time.Millisecond).String(), Next: next,
 		}, nil
 	}
-	return s.run(ctx, req, org, admin, began)
+	rec, err := s.Store.GetReset(ctx, req.TicketID)
+	switch {
+	case apperr.CodeOf(err) == apperr.NotFound:
+		return s.schedule(ctx, req, org, admin, began)
+	case err != nil:
+		return Report{}, err
+	case rec.TenantID != org.ID:
+		return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset of another organization; use the ticket of this request")
+	case rec.KeepAdminID != admin.ID:
+		return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset that keeps another admin; use the event of that reset")
+	}
+	return s.resume(ctx, rec, org, admin, began)
 }
 
-// run is a real run: from wherever the ticket's record stands to completed, or to the
-// safety margin before the deadline.
-func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
+// resume carries a recorded reset on from its state: a pending one is reported (its
+// confirmation mailed again if the first mail did not go out), a confirmed or
+// unfinished one runs, a completed one is reported.
+func (s *Service) resume(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
+	switch rec.State {
+	case store.ResetPending:
+		if !began.Before(rec.ConfirmBy) {
+			return Report{}, apperr.New(apperr.Conflict, ReasonConfirmationExpired, fmt.Sprintf(
+				"the kept admin did not confirm this reset before %s, so it expired and nothing was changed; "+
+					"if the customer still wants it, verify them again and schedule it under a new ticket", rec.ConfirmBy.Format(time.RFC3339)))
+		}
+		if !rec.ConfirmMailed {
+			if err := s.mailConfirmation(ctx, &rec, org, admin); err != nil {
+				return Report{}, err
+			}
+		}
+		return s.pendingReport(rec, began), nil
+	case store.ResetCompleted:
+		return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+	case store.ResetCancelled:
+		return Report{}, apperr.New(apperr.Conflict, ReasonResetCancelled, fmt.Sprintf(
+			"this reset was cancelled at %s by %s; nothing was changed. A new request needs a new ticket",
+			rec.CancelledAt.Format(time.RFC3339), rec.CancelledBy))
+	case store.ResetConfirmed:
+		if began.Before(rec.RunAfter) {
+			return s.confirmedReport(rec, began), nil
+		}
+	}
+	return s.run(ctx, rec, org, admin, began)
+}
+
+// ReasonConfirmationExpired refuses a reset whose kept admin did not confirm in time.
+const ReasonConfirmationExpired = "confirmation_expired"
+
+// schedule records a new reset waiting for the kept admin's confirmation and mails
+// them its link.
+func (s *Service) schedule(ctx context.Context, req Request, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
+	now := storedTime(began)
+	token, err := orgkey.NewClaimToken(s.Random)
+	if err != nil {
+		return Report{}, err
+	}
+	rec, created, err := s.Store.ScheduleReset(ctx, store.ResetRecord{
+		TicketID: req.TicketID, TenantID: org.ID, Agent: strings.TrimSpace(req.Agent),
+		VerificationMethod: req.VerificationMethod, VerificationReference: strings.TrimSpace(req.VerificationReference),
+		KeepAdminID: admin.ID, KeepAdminEmail: admin.Email, OldKeyVersion: org.KeyVersion,
+		ConfirmBy: now.Add(s.confirmTTL()),
+	}, token.Hash(), now)
+	if err != nil {
+		return Report{}, err
+	}
+	if !created {
+		// Another invocation of the same event recorded it first.
+		return s.resume(ctx, rec, org, admin, began)
+	}
+	if err := s.sendConfirmation(ctx, rec, org, admin, token); err != nil {
+		return Report{}, err
+	}
+	rec.ConfirmMailed = true
+	return s.pendingReport(rec, began), nil
+}
+
+// mailConfirmation mails a pending reset's kept admin a new confirmation link in
+// place of one whose mail did not go out.
+func (s *Service) mailConfirmation(ctx context.Context, rec *store.ResetRecord, org tenant.Org, admin tenant.User) error {
+	token, err := orgkey.NewClaimToken(s.Random)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.ReissueResetConfirmation(ctx, *rec, token.Hash()); err != nil {
+		return err
+	}
+	if err := s.sendConfirmation(ctx, *rec, org, admin, token); err != nil {
+		return err
+	}
+	rec.ConfirmMailed = true
+	return nil
+}
+
+// sendConfirmation mails the kept admin the link, with what the reset would delete,
+// and records that it went out.
+func (s *Service) sendConfirmation(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, token orgkey.ClaimToken) error {
+	counts, err := s.Store.CountTenantData(ctx, org.ID, admin.ID)
+	if err != nil {
+		return err
+	}
+	msg, err := mailpkg.ResetConfirmMail(admin.Locale, admin.Email, mailpkg.ResetConfirm{
+		Name: admin.Name, Company: org.Name, TicketID: rec.TicketID, BaseURL: s.ConfirmBaseURL, Token: token,
+		ConfirmBy: rec.ConfirmBy, Passwords: counts.Passwords, Users: counts.Users, Sites: counts.Sites, ClaimLinks: counts.ClaimLinks,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Mailer.Send(ctx, msg); err != nil {
+		return err
+	}
+	if err := s.notifyAdmins(ctx, rec, org, admin, counts); err != nil {
+		return err
+	}
+	return s.Store.MarkResetConfirmMailed(ctx, rec.TicketID, token.Hash())
+}
+
+// notifyAdmins tells every other org admin of the organization, in their language,
+// that a reset was scheduled and how to cancel it: a reset that one of them did not
+// expect is stopped before it starts. (A retried scheduling tells them again.)
+func (s *Service) notifyAdmins(ctx context.Context, rec store.ResetRecord, org tenant.Org, kept tenant.User, c store.ResetCounts) error {
+	users, _, err := s.Store.Members(ctx, org.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Role != tenant.OrgAdmin || u.ID == kept.ID || u.Email == "" {
+			continue
+		}
+		msg, err := mailpkg.ResetNoticeMail(u.Locale, u.Email, mailpkg.ResetNotice{
+			Name: u.Name, Company: org.Name, TicketID: rec.TicketID, KeptAdmin: kept.Email, ConfirmBy: rec.ConfirmBy,
+			CoolOff: s.CoolOff, Passwords: c.Passwords, Users: c.Users, Sites: c.Sites, ClaimLinks: c.ClaimLinks, AppURL: s.AppURL,
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.Mailer.Send(ctx, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) confirmTTL() time.Duration {
+	if s.ConfirmTTL <= 0 {
+		return DefaultConfirmTTL
+	}
+	return s.ConfirmTTL
+}
+
+// DefaultConfirmTTL is how long a scheduled reset waits for its confirmation unless
+// configured (template.yaml's ResetConfirmTtlHours).
+const DefaultConfirmTTL = 72 * time.Hour
+
+func (s *Service) pendingReport(rec store.ResetRecord, began time.Time) Report {
+	by := rec.ConfirmBy
+	r := Report{
+		Status: StatusPending, TenantID: rec.TenantID, TicketID: rec.TicketID, Agent: rec.Agent,
+		KeptAdminEmail: rec.KeepAdminEmail, OldKeyVersion: rec.OldKeyVersion, ConfirmBy: &by, ConfirmationMailed: rec.ConfirmMailed,
+		Duration: "0s", RunDuration: s.Now().Sub(began).Round(time.Millisecond).String(),
+	}
+	r.Next = fmt.Sprintf("Scheduled; nothing was changed. %s was mailed a confirmation link: the reset runs only once they open it "+
+		"in their own browser, sign in and confirm, before %s (unconfirmed, it expires and changes nothing). "+
+		"Once confirmed it starts by itself after the cool-off (%s) and runs to completion; invoke this event to see where it stands.",
+		rec.KeepAdminEmail, by.Format(time.RFC3339), s.CoolOff)
+	return r
+}
+
+func (s *Service) confirmedReport(rec store.ResetRecord, began time.Time) Report {
+	after := rec.RunAfter
+	return Report{
+		Status: StatusConfirmed, TenantID: rec.TenantID, TicketID: rec.TicketID, Agent: rec.Agent,
+		KeptAdminEmail: rec.KeepAdminEmail, OldKeyVersion: rec.OldKeyVersion, RunAfter: &after,
+		Duration: "0s", RunDuration: s.Now().Sub(began).Round(time.Millisecond).String(),
+		Next: fmt.Sprintf("Confirmed by the kept admin; nothing was changed yet. The reset starts by itself at %s "+
+			"(the cool-off) and runs to completion without another invocation; invoke this event to see where it stands.",
+			after.Format(time.RFC3339)),
+	}
+}
+
+// run is a real run of a confirmed (or started) reset: from wherever its record
+// stands to completed, or to the safety margin before the deadline.
+func (s *Service) run(ctx context.Context, rec store.ResetRecord, org tenant.Org, admin tenant.User, began time.Time) (Report, error) {
 	began = storedTime(began)
 	stopAt := s.budget(ctx, began)
 	owner, err := s.leaseOwner()
@@ -275,23 +508,31 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 		return Report{}, err
 	}
 	leaseUntil := began.Add(s.leaseTTL())
-	rec, created, err := s.Store.BeginReset(ctx, store.ResetRecord{
-		TicketID: req.TicketID, TenantID: org.ID, Agent: strings.TrimSpace(req.Agent),
-		VerificationMethod: req.VerificationMethod, VerificationReference: strings.TrimSpace(req.VerificationReference),
-		KeepAdminID: admin.ID, KeepAdminEmail: admin.Email, OldKeyVersion: org.KeyVersion,
-	}, owner, began, leaseUntil)
-	if err != nil {
-		return Report{}, err
-	}
-	if !created {
-		switch {
-		case rec.TenantID != org.ID:
-			return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset of another organization; use the ticket of this request")
-		case rec.KeepAdminID != admin.ID:
-			return Report{}, apperr.New(apperr.Conflict, "ticket_reused", "this ticketId was used for a reset that keeps another admin; use the event of that reset")
-		case rec.State == store.ResetCompleted:
-			return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+	started := false
+	if rec.State == store.ResetConfirmed {
+		switch err := s.Store.StartReset(ctx, rec, owner, began, leaseUntil); apperr.ReasonOf(err) {
+		case "":
+			if err != nil {
+				return Report{}, err
+			}
+			rec.State, rec.StartedAt, rec.Runs, started = store.ResetStarted, began, 1, true
+		case store.ReasonResetNotConfirmed: // another invocation started it first
+			if rec, err = s.Store.GetReset(ctx, rec.TicketID); err != nil {
+				return Report{}, err
+			}
+			switch rec.State {
+			case store.ResetCompleted:
+				return s.report(rec, rec.Deleted, StatusCompleted, began), nil
+			case store.ResetCancelled: // the cancel won the race with this start
+				return s.cancelledReport(rec, began), nil
+			case store.ResetConfirmed, store.ResetPending:
+				return Report{}, apperr.New(apperr.Conflict, store.ReasonResetNotConfirmed, "the reset is not due yet")
+			}
+		default:
+			return Report{}, err
 		}
+	}
+	if !started {
 		ok, err := s.Store.AcquireResetRun(ctx, rec.TicketID, owner, began, leaseUntil)
 		if err != nil {
 			return Report{}, err
@@ -302,6 +543,7 @@ func (s *Service) run(ctx context.Context, req Request, org tenant.Org, admin te
 				return Report{}, err
 			}
 			r := s.report(rec, counts, StatusInProgress, began)
+			r.Busy = true
 			r.Next = fmt.Sprintf("Another invocation is working on this ticket right now: it holds the run lease until %s and renews it while it works "+
 				"(if it died, the lease runs out then). Wait a minute, then invoke again with the same event to see its progress or continue.",
 				rec.LeaseUntil.Format(time.RFC3339))
@@ -497,7 +739,8 @@ func (s *Service) report(rec store.ResetRecord, c store.ResetCounts, status Stat
 		r.Duration = finished.Sub(started).Round(time.Millisecond).String()
 		r.Next = "Done. The kept admin was mailed the new key; tell the customer to look for it (and in spam)."
 	case StatusInProgress:
-		r.Next = "Not finished yet: invoke again with the same event to continue. Nothing is deleted or counted twice."
+		r.Next = "Not finished yet: the schedule's next run (within a minute) continues it by itself; invoking the same event " +
+			"continues it too. Nothing is deleted or counted twice."
 	}
 	return r
 }

@@ -24,8 +24,10 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/mspvault/orgkey/internal/apperr"
+	"github.com/mspvault/orgkey/internal/dev/emulators"
 	"github.com/mspvault/orgkey/internal/keywrap"
 	"github.com/mspvault/orgkey/internal/lambdamain"
+	mailpkg "github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/orgkey"
 	"github.com/mspvault/orgkey/internal/reset"
 	"github.com/mspvault/orgkey/internal/store"
@@ -248,7 +250,7 @@ func readEvent(t testing.TB, name string) []byte {
 func newTicket() string { return testenv.UniqueName("SUP") }
 
 // invoke runs the handler with a Lambda-like deadline.
-func (f *fixture) invoke(t *testing.T, raw json.RawMessage, timeout time.Duration) (*reset.Report, error) {
+func (f *fixture) invoke(t testing.TB, raw json.RawMessage, timeout time.Duration) (*reset.Report, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
@@ -268,6 +270,74 @@ func (f *fixture) mustComplete(t *testing.T, raw json.RawMessage) *reset.Report 
 		t.Fatalf("status %s, want completed: %+v", rep.Status, rep)
 	}
 	return rep
+}
+
+// Subjects of the kept admin's mails (fr: the seeded admin's locale).
+const (
+	keyMailSubject     = "Votre clé d'organisation a été remplacée"
+	confirmMailSubject = "Confirmez ou refusez la réinitialisation de votre clé d'organisation"
+)
+
+// mailsTo are the mails to addr whose subject starts with subject.
+func mailsTo(t testing.TB, addr, subject string) []emulators.Email {
+	t.Helper()
+	var out []emulators.Email
+	for _, m := range ledger.MailsTo(t, addr) {
+		if strings.HasPrefix(m.Subject, subject) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// notices are the scheduling's notices to addr (any language).
+func notices(t testing.TB, addr string) []emulators.Email {
+	t.Helper()
+	return append(mailsTo(t, addr, "A reset of your organization key was requested"),
+		mailsTo(t, addr, "Une réinitialisation de votre clé d'organisation a été demandée")...)
+}
+
+// confirmToken is the token of the latest confirmation link mailed to addr.
+func confirmToken(t testing.TB, addr string) string {
+	t.Helper()
+	mails := mailsTo(t, addr, confirmMailSubject)
+	if len(mails) == 0 {
+		t.Fatalf("no confirmation mail to %s", addr)
+	}
+	_, tok, ok := strings.Cut(mails[len(mails)-1].Text, mailpkg.ResetConfirmPath+"#token=")
+	if !ok {
+		t.Fatalf("the confirmation mail holds no link:\n%s", mails[len(mails)-1].Text)
+	}
+	return strings.Fields(tok)[0]
+}
+
+// schedule invokes raw (dryRun false, a new ticket) and checks that it only scheduled
+// the reset.
+func (f *fixture) schedule(t testing.TB, raw json.RawMessage) *reset.Report {
+	t.Helper()
+	rep, err := f.invoke(t, raw, time.Minute)
+	if err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
+	if rep.Status != reset.StatusPending || rep.ConfirmBy == nil || !rep.ConfirmationMailed || rep.Deleted != nil {
+		t.Fatalf("schedule: %+v, want pending_confirmation with its link mailed", rep)
+	}
+	return rep
+}
+
+// confirm is the kept admin confirming by the mailed link.
+func (f *fixture) confirm(t testing.TB, o *org) {
+	t.Helper()
+	if _, err := f.svc.Confirm(t.Context(), confirmToken(t, o.admin.Email), o.admin.ID, reset.Meta{SourceIP: "203.0.113.7"}); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+}
+
+// confirmed schedules raw's reset and has the kept admin confirm it.
+func (f *fixture) confirmed(t testing.TB, o *org, raw json.RawMessage) {
+	t.Helper()
+	f.schedule(t, raw)
+	f.confirm(t, o)
 }
 
 func keyIn(t *testing.T, body string) orgkey.Key {
@@ -349,13 +419,17 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 			t.Errorf("old claim link still answers: %v", err)
 		}
 	}
-	// One mail, to the kept admin, in their language, with the stored key.
-	mails := ledger.MailsTo(t, o.admin.Email)
+	// One key mail, to the kept admin, in their language, with the stored key; besides
+	// it, the confirmation's mail only.
+	mails := mailsTo(t, o.admin.Email, keyMailSubject)
 	if len(mails) != 1 {
-		t.Fatalf("%d mails to the kept admin, want 1", len(mails))
+		t.Fatalf("%d key mails to the kept admin, want 1", len(mails))
+	}
+	if all, confirms := len(ledger.MailsTo(t, o.admin.Email)), len(mailsTo(t, o.admin.Email, confirmMailSubject)); all != 1+confirms || confirms == 0 {
+		t.Errorf("%d mails to the kept admin: %d confirmations and the key's, want only those", all, confirms)
 	}
 	m := mails[0]
-	if m.Subject != "Votre clé d'organisation a été remplacée" || !strings.Contains(m.From, mailFrom) {
+	if m.Subject != keyMailSubject || !strings.Contains(m.From, mailFrom) {
 		t.Errorf("mail %q from %q", m.Subject, m.From)
 	}
 	if !strings.Contains(m.Text, "2000 mots de passe") || !strings.Contains(m.Text, fmt.Sprintf("version %d", wantVersion)) {
@@ -371,8 +445,8 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 		t.Fatal("the key did not change")
 	}
 	for _, u := range o.others {
-		if n := len(ledger.MailsTo(t, u.Email)); n != 0 {
-			t.Errorf("%d mails to deleted user %s", n, u.Role)
+		if n := len(ledger.MailsTo(t, u.Email)) - len(notices(t, u.Email)); n != 0 {
+			t.Errorf("%d mails but the scheduling's notices to deleted user %s", n, u.Role)
 		}
 	}
 	// The audit trail survives, with the reset's start and end.
@@ -384,7 +458,8 @@ func (f *fixture) assertCompleted(t *testing.T, o *org, rep *reset.Report, wantV
 	for _, r := range recs {
 		actions = append(actions, r.Action)
 	}
-	if strings.Join(actions, ",") != store.ActionResetStarted+","+store.ActionResetCompleted {
+	if strings.Join(actions, ",") != strings.Join([]string{store.ActionResetScheduled, store.ActionResetConfirmed,
+		store.ActionResetStarted, store.ActionResetCompleted}, ",") {
 		t.Errorf("audit actions %v", actions)
 	}
 	testenv.AssertKeyNotLogged(t, f.logs.String(), key)
@@ -427,7 +502,9 @@ func TestResetLeavesOnlyOrganizationAndKeptAdmin(t *testing.T) {
 	o := seedOrg(t, f, 2000)
 	bystander := seedOrg(t, f, 50) // another tenant of the same table: untouched
 	ticket := newTicket()
-	rep := f.mustComplete(t, o.event(t, ticket, false))
+	raw := o.event(t, ticket, false)
+	f.confirmed(t, o, raw)
+	rep := f.mustComplete(t, raw)
 	f.assertCompleted(t, o, rep, 2)
 	if rep.TicketID != ticket || rep.TenantID != o.ID || rep.Agent == "" || rep.Runs != 1 || rep.FinishedAt == nil {
 		t.Errorf("report %+v", rep)
@@ -462,14 +539,16 @@ func TestResumeAfterFailure(t *testing.T) {
 		{"DynamoDB fails on the first deletion batch", failBatchAt(1), 3},
 		{"SES down after deletion", deadSES, 3},
 		{"Cognito down while deleting accounts", deadCognito, 3},
-		{"crash after the mail, before finishing", failTransactAt(3), 2}, // Begin, ReplaceKey, Finish
+		{"crash after the mail, before finishing", failTransactAt(3), 2}, // Start, ReplaceKey, Finish
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			table := testenv.Get(t).NewTable(t)
-			broken := newFixture(t, table, tc.opt)
-			o := seedOrg(t, broken, 2000)
+			f := newFixture(t, table)
+			o := seedOrg(t, f, 2000)
 			raw := o.event(t, newTicket(), false)
+			f.confirmed(t, o, raw)
+			broken := newFixture(t, table, tc.opt)
 			_, err := broken.invoke(t, raw, time.Minute)
 			if err == nil {
 				t.Fatal("want the first invocation to fail")
@@ -485,7 +564,6 @@ func TestResumeAfterFailure(t *testing.T) {
 				t.Fatalf("after the failure the organization is %s (%v), want resetting (key flows answer 409)", mid.Status, err)
 			}
 
-			f := newFixture(t, table)
 			rep := f.mustComplete(t, raw)
 			if rep.Runs != 2 {
 				t.Errorf("runs %d, want 2", rep.Runs)
@@ -500,6 +578,7 @@ func TestShortDeadlineReturnsInProgressThenResumes(t *testing.T) {
 	f := newFixture(t, table)
 	o := seedOrg(t, f, 2000)
 	raw := o.event(t, newTicket(), false)
+	f.confirmed(t, o, raw)
 
 	// Slow storage and two lanes at a time: about 4 s of deletion work (a lane's
 	// batches go out together, so each of the 35 lanes costs about one delay), cut
@@ -543,16 +622,23 @@ func TestShortDeadlineReturnsInProgressThenResumes(t *testing.T) {
 
 func TestSecondTicketRefusedWhileOneRuns(t *testing.T) {
 	table := testenv.Get(t).NewTable(t)
-	broken := newFixture(t, table, deadSES)
-	o := seedOrg(t, broken, 2000)
-	first := newTicket()
-	if _, err := broken.invoke(t, o.event(t, first, false), time.Minute); err == nil {
-		t.Fatal("want the first reset to stop (SES down)")
-	}
 	f := newFixture(t, table)
+	o := seedOrg(t, f, 2000)
+	first := newTicket()
+	f.schedule(t, o.event(t, first, false))
+	// While the first waits for its confirmation, a second ticket is refused.
 	second := newTicket()
 	_, err := f.invoke(t, o.event(t, second, false), time.Minute)
 	var e *reset.Error
+	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != store.ReasonResetPending || !strings.Contains(e.Message, first) {
+		t.Fatalf("second ticket while the first is pending: %v, want conflict reset_pending naming %s", err, first)
+	}
+	f.confirm(t, o)
+	broken := newFixture(t, table, deadSES)
+	if _, err := broken.invoke(t, o.event(t, first, false), time.Minute); err == nil {
+		t.Fatal("want the first reset to stop (SES down)")
+	}
+	_, err = f.invoke(t, o.event(t, second, false), time.Minute)
 	if !errors.As(err, &e) || e.Code != apperr.Conflict || e.Reason != store.ReasonResetRunning || !strings.Contains(e.Message, first) {
 		t.Fatalf("second ticket: %v, want conflict reset_running naming %s", err, first)
 	}
@@ -596,6 +682,7 @@ func TestConcurrentInvocationsOfOneTicket(t *testing.T) {
 	f := newFixture(t, table)
 	o := seedOrg(t, f, 2000)
 	raw := o.event(t, newTicket(), false)
+	f.confirmed(t, o, raw)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -767,6 +854,11 @@ func TestKilledRunResumedAfterItsLease(t *testing.T) {
 	raw := o.event(t, ticket, false)
 	// In the past, so that no clock of the test reaches the invocations' real deadlines.
 	began := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Microsecond)
+	f := newFixture(t, table)
+	f.svc.Now = func() time.Time { return began.Add(-time.Minute) } // scheduled and confirmed just before
+	f.schedule(t, raw)
+	f.svc.Now = func() time.Time { return began.Add(-30 * time.Second) }
+	f.confirm(t, o)
 	killed.svc.Now = func() time.Time { return began }
 	killed.down.KillAfter(40) // reads, begin, key, and into the lanes
 	if _, err := killed.invoke(t, raw, time.Minute); err == nil {
@@ -787,7 +879,6 @@ func TestKilledRunResumedAfterItsLease(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f := newFixture(t, table)
 	f.svc.Now = func() time.Time { return began.Add(reset.DefaultLeaseTTL - time.Second) }
 	rep, err := f.invoke(t, raw, time.Minute)
 	if err != nil || rep.Status != reset.StatusInProgress || !strings.Contains(rep.Next, "Another invocation is working") ||

@@ -37,10 +37,13 @@ type AuditRecord struct {
 // them. A record's Outcome says how it ended (ok, or the refusal's code), so a refused
 // send is still org_key.sent with its outcome.
 const (
-	ActionKeySent        = "org_key.sent"      // an admin had a claim link mailed (send-key)
-	ActionKeyClaimed     = "org_key.claimed"   // a claim link was opened (send-key)
-	ActionKeyRequested   = "org_key.requested" // a user asked the admins for the key (send-key)
-	ActionKeyRevealed    = "org_key.revealed"  // an admin showed the key (reveal-key)
+	ActionKeySent        = "org_key.sent"            // an admin had a claim link mailed (send-key)
+	ActionKeyClaimed     = "org_key.claimed"         // a claim link was opened (send-key)
+	ActionKeyRequested   = "org_key.requested"       // a user asked the admins for the key (send-key)
+	ActionKeyRevealed    = "org_key.revealed"        // an admin showed the key (reveal-key)
+	ActionResetScheduled = "org_key.reset.scheduled" // support asked; the kept admin must confirm
+	ActionResetConfirmed = "org_key.reset.confirmed" // the kept admin confirmed (or was refused: outcome)
+	ActionResetCancelled = "org_key.reset.cancelled" // by support or an org admin, before it started
 	ActionResetStarted   = "org_key.reset.started"
 	ActionResetCompleted = "org_key.reset.completed"
 )

@@ -13,12 +13,21 @@ const (
 	ReasonClaimRevoked  = "claim_revoked"
 	ReasonClaimReplaced = "claim_replaced"
 
-	// BeginReset: another ticket's reset holds the organization; the organization
-	// changed between the reset's reads and its start.
+	// ScheduleReset: another ticket's reset holds the organization (running or
+	// confirmed; or waiting for its confirmation); the organization changed between
+	// the reset's reads and its scheduling (or, StartReset, its start).
 	ReasonResetRunning        = "reset_running"
+	ReasonResetPending        = "reset_pending"
 	ReasonOrganizationChanged = "organization_changed"
-	// BeginReset: another ticket's reset completed within ResetQuietPeriod.
+	// ScheduleReset: another ticket's reset completed within ResetQuietPeriod.
 	ReasonResetRecentlyCompleted = "reset_recently_completed"
+	// StartReset: the record is no longer confirmed (another run started it).
+	ReasonResetNotConfirmed = "reset_not_confirmed"
+	// ConfirmReset: the reset is no longer waiting for a confirmation (confirmed
+	// already, or expired, or a newer link replaced this one).
+	ReasonResetNotPending = "reset_not_pending"
+	// CancelReset: the reset started, finished, or was cancelled already.
+	ReasonResetNotCancellable = "reset_not_cancellable"
 
 	// CreateOrganization, PutUser: the email or the sub of a new membership holds one
 	// in another organization already (for a sign-up, in any); identity.go.

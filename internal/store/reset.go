@@ -29,10 +29,18 @@ import (
 type ResetState string
 
 const (
-	ResetStarted     ResetState = "started"      // recorded, organization locked
+	// ResetPending: support scheduled it; nothing is changed until the kept admin
+	// confirms it (before ConfirmBy) from their own signed-in browser.
+	ResetPending ResetState = "pending_confirmation"
+	// ResetConfirmed: the kept admin confirmed; the next run starts it.
+	ResetConfirmed   ResetState = "confirmed"
+	ResetStarted     ResetState = "started"      // running, organization locked
 	ResetKeyReplaced ResetState = "key_replaced" // a new key is stored; deletion may be under way
 	ResetMailed      ResetState = "mailed"       // the kept admin was mailed the current key
 	ResetCompleted   ResetState = "completed"    // organization unlocked, final counts stored
+	// ResetCancelled: cancelled before it started (pending or confirmed); nothing was
+	// changed, and the organization is free again.
+	ResetCancelled ResetState = "cancelled"
 )
 
 // ResetCounts counts what a reset deleted (or a dry run would delete), per kind.
@@ -56,10 +64,18 @@ type ResetRecord struct {
 	KeepAdminID           string
 	KeepAdminEmail        string
 	State                 ResetState
-	OldKeyVersion         int // before the reset
-	NewKeyVersion         int // the latest key stored by the reset (0 until then)
-	MailedKeyVersion      int // the key version mailed to the kept admin (0 until then)
-	Runs                  int // invocations that worked on it
+	OldKeyVersion         int       // before the reset
+	NewKeyVersion         int       // the latest key stored by the reset (0 until then)
+	MailedKeyVersion      int       // the key version mailed to the kept admin (0 until then)
+	Runs                  int       // invocations that worked on it
+	RequestedAt           time.Time // when support scheduled it
+	ConfirmBy             time.Time // a pending reset not confirmed before then has expired
+	ConfirmMailed         bool      // the kept admin was mailed the current confirmation link
+	ConfirmedAt           time.Time
+	ConfirmedBy           string    // the kept admin's user id, from their access token
+	RunAfter              time.Time // a confirmed reset starts no earlier (the cool-off)
+	CancelledAt           time.Time
+	CancelledBy           string // a user id, or "support:<agent>"
 	StartedAt             time.Time
 	FinishedAt            time.Time
 	Deleted               ResetCounts // final counts, set when completed
@@ -82,7 +98,16 @@ type resetItem struct {
 	NewKeyVersion         int    `dynamodbav:"newKeyVersion"`
 	MailedKeyVersion      int    `dynamodbav:"mailedKeyVersion"`
 	Runs                  int    `dynamodbav:"runs"`
-	StartedAt             string `dynamodbav:"startedAt"`
+	RequestedAt           string `dynamodbav:"requestedAt,omitempty"`
+	ConfirmBy             string `dynamodbav:"confirmBy,omitempty"`
+	ConfirmHash           string `dynamodbav:"confirmHash,omitempty"`
+	ConfirmMailed         bool   `dynamodbav:"confirmMailed"`
+	ConfirmedAt           string `dynamodbav:"confirmedAt,omitempty"`
+	ConfirmedBy           string `dynamodbav:"confirmedBy,omitempty"`
+	RunAfter              string `dynamodbav:"runAfter,omitempty"`
+	CancelledAt           string `dynamodbav:"cancelledAt,omitempty"`
+	CancelledBy           string `dynamodbav:"cancelledBy,omitempty"`
+	StartedAt             string `dynamodbav:"startedAt,omitempty"`
 	FinishedAt            string `dynamodbav:"finishedAt,omitempty"`
 	LeaseUntil            string `dynamodbav:"leaseUntil,omitempty"`
 	LeaseOwner            string `dynamodbav:"leaseOwner,omitempty"`
@@ -99,6 +124,9 @@ func (it resetItem) record() ResetRecord {
 		VerificationMethod: it.VerificationMethod, VerificationReference: it.VerificationReference,
 		KeepAdminID: it.KeepAdminID, KeepAdminEmail: it.KeepAdminEmail, State: ResetState(it.State),
 		OldKeyVersion: it.OldKeyVersion, NewKeyVersion: it.NewKeyVersion, MailedKeyVersion: it.MailedKeyVersion,
+		RequestedAt: parseTime(it.RequestedAt), ConfirmBy: parseTime(it.ConfirmBy), ConfirmMailed: it.ConfirmMailed,
+		ConfirmedAt: parseTime(it.ConfirmedAt), ConfirmedBy: it.ConfirmedBy, RunAfter: parseTime(it.RunAfter),
+		CancelledAt: parseTime(it.CancelledAt), CancelledBy: it.CancelledBy,
 		Runs: it.Runs, StartedAt: parseTime(it.StartedAt), FinishedAt: parseTime(it.FinishedAt), LeaseUntil: parseTime(it.LeaseUntil),
 		Deleted: ResetCounts{Passwords: it.DeletedPasswords, Users: it.DeletedUsers, Sites: it.DeletedSites, ClaimLinks: it.DeletedClaimLinks, Accounts: it.DeletedAccounts},
 	}
@@ -114,77 +142,61 @@ func (st *Store) GetReset(ctx context.Context, ticket string) (_ ResetRecord, er
 	return it.record(), nil
 }
 
-// BeginReset records a new reset and locks its organization (status resetting,
-// resetTicket) in one transaction, with an audit record, and takes the run lease
-// for owner (a token of the invocation) until leaseUntil. If the ticket is already
-// recorded, it changes nothing and returns the stored record with created false. If
-// the organization is locked by another ticket, it fails with conflict (reason
-// reset_running) naming that ticket; if another ticket's reset completed within
-// ResetQuietPeriod, with conflict (reset_recently_completed) naming that one.
-func (st *Store) BeginReset(ctx context.Context, rec ResetRecord, owner string, now, leaseUntil time.Time) (_ ResetRecord, created bool, err error) {
-	defer apperr.Wrap(&err, "store.BeginReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
-	rec.State, rec.Runs, rec.StartedAt = ResetStarted, 1, now
-	recAV, err := attributevalue.MarshalMap(resetItem{
-		PK: resetPK(rec.TicketID), SK: resetSK, Kind: "reset", TicketID: rec.TicketID, TenantID: rec.TenantID,
-		Agent: rec.Agent, VerificationMethod: rec.VerificationMethod, VerificationReference: rec.VerificationReference,
-		KeepAdminID: rec.KeepAdminID, KeepAdminEmail: rec.KeepAdminEmail, State: string(rec.State),
-		OldKeyVersion: rec.OldKeyVersion, Runs: 1, StartedAt: formatTime(now), LeaseUntil: formatTime(leaseUntil),
-		LeaseOwner: owner,
-	})
-	if err != nil {
-		return ResetRecord{}, false, err
-	}
+// StartReset starts a confirmed reset: it locks its organization (status resetting)
+// and moves the record to started with the run lease for owner until leaseUntil, in
+// one transaction with the audit record. The organization must still be held by the
+// ticket (ScheduleReset's lock) at the reset's old key version. It fails with
+// conflict (reason reset_not_confirmed) when the record is no longer confirmed
+// (another invocation started it first) or its cool-off (runAfter) is not over.
+func (st *Store) StartReset(ctx context.Context, rec ResetRecord, owner string, now, leaseUntil time.Time) (err error) {
+	defer apperr.Wrap(&err, "store.StartReset(tenant %q, ticket %q)", rec.TenantID, rec.TicketID)
+	rec.State, rec.StartedAt = ResetStarted, now
 	auditAV, err := resetAuditItem(rec, ActionResetStarted, now, nil)
 	if err != nil {
-		return ResetRecord{}, false, err
+		return err
 	}
 	_, err = st.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []ddbtypes.TransactWriteItem{
-			{Put: &ddbtypes.Put{TableName: &st.Table, Item: recAV, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 			{Update: &ddbtypes.Update{
-				TableName:        &st.Table,
-				Key:              key(tenantPK(rec.TenantID), orgSK),
-				UpdateExpression: aws.String("SET #status = :resetting, resetTicket = :t"),
-				ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(resetTicket) AND keyVersion = :v " +
-					"AND (attribute_not_exists(lastResetAt) OR lastResetAt < :since)"),
+				TableName: &st.Table,
+				Key:       key(resetPK(rec.TicketID), resetSK),
+				UpdateExpression: aws.String("SET #state = :started, startedAt = :now, runs = :one, " +
+					"leaseUntil = :until, leaseOwner = :o"),
+				ConditionExpression:      aws.String("#state = :confirmed AND runAfter <= :now"),
+				ExpressionAttributeNames: map[string]string{"#state": "state"},
+				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+					":started": s(string(ResetStarted)), ":confirmed": s(string(ResetConfirmed)), ":now": s(formatTime(now)),
+					":one": n(1), ":until": s(formatTime(leaseUntil)), ":o": s(owner),
+				},
+			}},
+			{Update: &ddbtypes.Update{
+				TableName:                &st.Table,
+				Key:                      key(tenantPK(rec.TenantID), orgSK),
+				UpdateExpression:         aws.String("SET #status = :resetting"),
+				ConditionExpression:      aws.String("resetTicket = :t AND keyVersion = :v AND attribute_not_exists(resetPendingUntil)"),
 				ExpressionAttributeNames: map[string]string{"#status": "status"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 					":resetting": s(string(tenant.Resetting)), ":t": s(rec.TicketID), ":v": n(int64(rec.OldKeyVersion)),
-					":since": s(formatTime(now.Add(-ResetQuietPeriod))),
 				},
 			}},
 			{Put: &ddbtypes.Put{TableName: &st.Table, Item: auditAV}},
 		},
 	})
 	if err == nil {
-		return rec, true, nil
+		return nil
 	}
 	var canceled *ddbtypes.TransactionCanceledException
 	if !errors.As(err, &canceled) || len(canceled.CancellationReasons) < 2 {
-		return ResetRecord{}, false, unavailable(err)
+		return unavailable(err)
 	}
 	if aws.ToString(canceled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-		existing, err := st.GetReset(ctx, rec.TicketID)
-		return existing, false, err
+		return apperr.New(apperr.Conflict, ReasonResetNotConfirmed, "the reset is no longer waiting to start")
 	}
 	if aws.ToString(canceled.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
-		lock, err := st.orgResetLock(ctx, rec.TenantID)
-		if err != nil {
-			return ResetRecord{}, false, err
-		}
-		if lock.ResetTicket != "" {
-			return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonResetRunning,
-				fmt.Sprintf("another reset (ticket %q) is running for this organization; finish it by invoking it again with its own event", lock.ResetTicket))
-		}
-		if last := parseTime(lock.LastResetAt); !last.IsZero() && !last.Before(now.Add(-ResetQuietPeriod)) {
-			return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonResetRecentlyCompleted,
-				fmt.Sprintf("another reset (ticket %q) completed for this organization at %s, less than %s ago; its admin was mailed that key: "+
-					"do not reset again, close this ticket as a duplicate of that one", lock.LastResetTicket, last.Format(time.RFC3339), ResetQuietPeriod))
-		}
-		return ResetRecord{}, false, apperr.New(apperr.Conflict, ReasonOrganizationChanged,
-			"the organization changed while the reset started; invoke the reset again")
+		return apperr.New(apperr.Conflict, ReasonOrganizationChanged,
+			"the organization's key changed since the reset was scheduled; schedule a new reset with a new ticket")
 	}
-	return ResetRecord{}, false, unavailable(err)
+	return unavailable(err)
 }
 
 // ResetQuietPeriod: after a reset completes, no other ticket resets the organization
@@ -194,9 +206,10 @@ const ResetQuietPeriod = 24 * time.Hour
 
 // resetLock is what the organization item says of its resets.
 type resetLock struct {
-	ResetTicket     string `dynamodbav:"resetTicket"`
-	LastResetTicket string `dynamodbav:"lastResetTicket"`
-	LastResetAt     string `dynamodbav:"lastResetAt"`
+	ResetTicket       string `dynamodbav:"resetTicket"`
+	ResetPendingUntil string `dynamodbav:"resetPendingUntil"`
+	LastResetTicket   string `dynamodbav:"lastResetTicket"`
+	LastResetAt       string `dynamodbav:"lastResetAt"`
 }
 
 func (st *Store) orgResetLock(ctx context.Context, tenantID string) (resetLock, error) {
@@ -345,7 +358,7 @@ func (st *Store) FinishReset(ctx context.Context, rec ResetRecord, now time.Time
 				TableName: &st.Table,
 				Key:       key(resetPK(rec.TicketID), resetSK),
 				UpdateExpression: aws.String("SET #state = :done, finishedAt = :now, deletedPasswords = :p, " +
-					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c, deletedAccounts = :a REMOVE leaseUntil, leaseOwner"),
+					"deletedUsers = :u, deletedSites = :s, deletedClaimLinks = :c, deletedAccounts = :a REMOVE leaseUntil, leaseOwner, gsi1pk, gsi1sk"),
 				ConditionExpression:      aws.String("#state = :mailed"),
 				ExpressionAttributeNames: map[string]string{"#state": "state"},
 				ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{

@@ -81,7 +81,8 @@ func TestTemplate(t *testing.T) {
 				continue
 			}
 			routes++
-			wantOpen := ev.Route.Path == "/org-key/claim" && (ev.Route.Method == "GET" || ev.Route.Method == "HEAD")
+			page := ev.Route.Path == "/org-key/claim" || ev.Route.Path == "/org-key/claim/reset-confirm"
+			wantOpen := page && (ev.Route.Method == "GET" || ev.Route.Method == "HEAD")
 			if wantOpen != ev.Route.Open() {
 				t.Errorf("%s %s: open=%v", ev.Route.Method, ev.Route.Path, ev.Route.Open())
 			}
@@ -93,8 +94,8 @@ func TestTemplate(t *testing.T) {
 			}
 		}
 	}
-	if routes != 6 {
-		t.Errorf("%d routes, want 6", routes)
+	if routes != 10 {
+		t.Errorf("%d routes, want 10", routes)
 	}
 }
 

@@ -67,6 +67,10 @@ type Options struct {
 	// Start: the mail sender, and the web app and claim links on the API's
 	// own URL.
 	Params map[string]string
+	// ScheduleEvery, when set, runs every Schedule event of the template at this
+	// interval instead of its rate (a test's faster clock). 0: each at its rate,
+	// as EventBridge does.
+	ScheduleEvery time.Duration
 }
 
 // Endpoints is where everything of a running stack is; the command writes
@@ -95,6 +99,8 @@ type Endpoints struct {
 	// authorizer's name or NONE.
 	Functions []string          `json:"functions"`
 	Routes    map[string]string `json:"routes"`
+	// Schedules are the Schedule events the stack runs, with their intervals.
+	Schedules []string `json:"schedules"`
 	// Pid is the stack process's.
 	Pid int `json:"pid"`
 }
@@ -114,6 +120,9 @@ type Stack struct {
 	fnLog     *os.File
 	stopOnce  sync.Once
 	stopErr   error
+	// The Schedule events' runner (schedule.go), stopped first by Stop.
+	stopSchedules context.CancelFunc
+	schedules     sync.WaitGroup
 }
 
 // Invoke runs one invocation of a function (Invoker).
@@ -262,6 +271,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		// The claim route is served by this API; the cookie lands on it.
 		"ClaimBaseUrl":            s.API,
 		"TableDeletionProtection": "false",
+		// A confirmed reset starts at the schedule's next run: the walkthrough shows
+		// it end to end.
+		"ResetCoolOffHours": "0",
 	}
 	for k, v := range opts.Params {
 		params[k] = v
@@ -333,8 +345,19 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		names[n] = true
 	}
 	invoke := &InvokeAPI{Functions: names, Invoker: s, Log: stackLog}
+	scheds, err := schedules(fns, opts.ScheduleEvery)
+	if err != nil {
+		closeListeners()
+		return nil, err
+	}
 	s.serve(apiL, gw)
 	s.serve(lambdaL, invoke.Handler())
+	var schedCtx context.Context
+	schedCtx, s.stopSchedules = context.WithCancel(context.Background())
+	runSchedules(schedCtx, &s.schedules, s, scheds, stackLog)
+	for _, sc := range scheds {
+		s.Schedules = append(s.Schedules, fmt.Sprintf("%s %s every %s", sc.Function, sc.Event, sc.Every))
+	}
 	return s, nil
 }
 
@@ -409,6 +432,10 @@ func (s *Stack) WriteState(path string) error {
 // removes its temporary directory. It is safe to call more than once.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
+		if s.stopSchedules != nil {
+			s.stopSchedules()
+			s.schedules.Wait()
+		}
 		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -11,7 +11,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+
 	"github.com/mspvault/orgkey/internal/dev/emulators"
+	"github.com/mspvault/orgkey/internal/mail"
 	"github.com/mspvault/orgkey/internal/store"
 	"github.com/mspvault/orgkey/internal/tenant"
 )
@@ -30,6 +34,17 @@ var (
 // claimLink finds a claim link in a mail.
 var claimLink = regexp.MustCompile(`https?://[^\s"'<>?#]+/org-key/claim#token=[A-Za-z0-9_-]+`)
 
+// resetConfirmLink finds a support reset's confirmation link in a mail.
+var resetConfirmLink = regexp.MustCompile(`https?://[^\s"'<>?#]+` + regexp.QuoteMeta(mail.ResetConfirmPath) + `#token=[A-Za-z0-9_-]+`)
+
+// ResetConfirmLink returns the reset confirmation link a mail carries, or "".
+func ResetConfirmLink(m emulators.Email) string {
+	if l := resetConfirmLink.FindString(m.Text); l != "" {
+		return l
+	}
+	return strings.ReplaceAll(resetConfirmLink.FindString(m.HTML), "&amp;", "&")
+}
+
 // ClaimLink returns the claim link a mail carries, or "".
 func ClaimLink(m emulators.Email) string {
 	if l := claimLink.FindString(m.Text); l != "" {
@@ -41,7 +56,9 @@ func ClaimLink(m emulators.Email) string {
 // Walkthrough shows the product with real calls against a running stack,
 // printing each step: a company signs up, its creator signs in and reveals
 // the key, members are added, the key is sent to each allowed target (and
-// refused once), a claim link sets the cookie, and support resets the key.
+// refused once), a claim link sets the cookie, and support resets the key: the
+// reset scheduled, its kept admin's confirmation by its POST, the run the template's
+// schedule starts, the new key's mail and the pool left with one account.
 func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	p := &printer{w: w}
 
@@ -226,17 +243,51 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	if err != nil {
 		return err
 	}
+	before, err := c.Emails(ctx, demoCreator.Email)
+	if err != nil {
+		return err
+	}
 	event["dryRun"] = false
-	p.say("the reset:")
+	p.say("the reset, scheduled (nothing changes until the kept admin confirms):")
 	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
 		return err
 	}
 	p.invocation(inv)
-	mails, err = c.WaitEmails(ctx, demoCreator.Email, 2)
-	if err != nil {
+	if mails, err = c.WaitEmails(ctx, demoCreator.Email, len(before)+1); err != nil {
+		return err
+	}
+	confirmMail := mails[len(mails)-1]
+	p.mail(confirmMail)
+	confirmLink := ResetConfirmLink(confirmMail)
+	if confirmLink == "" {
+		return fmt.Errorf("walkthrough: the reset's mail to %s holds no confirmation link", demoCreator.Email)
+	}
+	if resp, err = c.Fetch(ctx, http.MethodGet, LinkPage(confirmLink), "Mozilla/5.0"); err != nil {
+		return err
+	}
+	p.say("GET %s (the page; changes nothing) -> %s", LinkPage(confirmLink), resp.Status)
+	if resp, err = c.Claim(ctx, confirmLink, hugoTokens.Access); err != nil {
+		return err
+	}
+	p.say("POST %s {\"token\":...} with %s's access token -> %s %s", mail.ResetConfirmPath, demoProUser.Name, resp.Status, strings.TrimSpace(string(resp.Body)))
+	if resp, err = c.Claim(ctx, confirmLink, camille.Access); err != nil {
+		return err
+	}
+	p.say("POST %s {\"token\":...} with %s's access token (the kept admin) -> %s %s", mail.ResetConfirmPath, demoCreator.Name, resp.Status, strings.TrimSpace(string(resp.Body)))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("walkthrough: the kept admin's confirmation answered %s", resp.Status)
+	}
+	p.say("the reset runs by itself: the template's schedule (SupportResetFunction RunDue) starts it once the cool-off " +
+		"(ResetCoolOffHours, 0 here) is over, and resumes it until it completes; waiting for the new key's mail...")
+	if mails, err = c.WaitEmails(ctx, demoCreator.Email, len(before)+2); err != nil {
 		return err
 	}
 	p.mail(mails[len(mails)-1])
+	p.say("support's event again shows where the ticket stands:")
+	if inv, err = c.Invoke(ctx, "SupportResetFunction", event); err != nil {
+		return err
+	}
+	p.invocation(inv)
 	noahMails, err := c.Emails(ctx, demoSiteUser.Email)
 	if err == nil && len(noahMails) > 0 {
 		if l := ClaimLink(noahMails[0]); l != "" {
@@ -251,6 +302,19 @@ func Walkthrough(ctx context.Context, w io.Writer, c *Client) error {
 	} else {
 		return fmt.Errorf("walkthrough: %s still signs in after the reset", demoSiteUser.Email)
 	}
+	pool, err := c.Cognito.ListUsers(ctx, &cip.ListUsersInput{UserPoolId: aws.String(c.Endpoints.UserPoolID)})
+	if err != nil {
+		return err
+	}
+	var left []string
+	for _, u := range pool.Users {
+		for _, a := range u.Attributes {
+			if aws.ToString(a.Name) == "email" {
+				left = append(left, aws.ToString(a.Value))
+			}
+		}
+	}
+	p.say("the user pool after the reset holds %d account(s): %s", len(left), strings.Join(left, ", "))
 	p.say("a reset without the organization's name typed back:")
 	event["confirmOrganizationName"] = "wrong name"
 	event["ticketId"] = "SUP-LOCAL-0002"

@@ -59,12 +59,33 @@ var RemoteCalls = map[string]FlowCalls{
 		Min:   Calls{"DynamoDB.GetItem": 2, "DynamoDB.Query": 36},
 		Why:   "one COUNT query per lane: 32 vault shards, users, sites, claim links, and the admin's lookup by email",
 	},
-	"support-reset: reset": {
-		Calls: Calls{"DynamoDB.BatchWriteItem": 34, "DynamoDB.GetItem": 3, "DynamoDB.Query": 38, "DynamoDB.TransactWriteItems": 3, "DynamoDB.UpdateItem": 71, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
-		Min:   Calls{"DynamoDB.BatchWriteItem": 5, "DynamoDB.GetItem": 2, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 3, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
-		Why: "the deletion's checkpoints: one Query reads every lane's; per lane (35) a write-ahead record and a commit " +
+	"support-reset: schedule": {
+		Calls: Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 37, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.GetItem": 3, "DynamoDB.Query": 37, "DynamoDB.TransactWriteItems": 1, "DynamoDB.UpdateItem": 1, "SESv2.SendEmail": 1},
+		Why: "at the minimum: the organization, the kept admin's membership and the ticket's record (is it new?), the organization's members (each other org admin gets a notice: none here), the dry run's counts for the kept " +
+			"admin's mail (a COUNT query per lane, and the admin by email); the record, the organization's hold and the " +
+			"link's hash in one transaction; the mail, then its mark (a mail that did not go out is sent again)",
+	},
+	"support-reset: confirm": {
+		Calls: Calls{"DynamoDB.GetItem": 2, "DynamoDB.TransactWriteItems": 1},
+		Min:   Calls{"DynamoDB.GetItem": 2, "DynamoDB.TransactWriteItems": 1},
+		Why: "at the minimum: the link's hash names the ticket, whose record is read next; the confirmation, the " +
+			"organization's hold made permanent and the audit record in one conditional transaction",
+	},
+	"support-reset: run": {
+		Calls: Calls{"DynamoDB.BatchWriteItem": 34, "DynamoDB.GetItem": 4, "DynamoDB.Query": 38, "DynamoDB.TransactWriteItems": 3, "DynamoDB.UpdateItem": 71, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.BatchWriteItem": 5, "DynamoDB.GetItem": 3, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 3, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Why: "a confirmed reset run by support's event again (the organization, the record, and the organization " +
+			"once more before the key is replaced: 1 GetItem over the minimum); the deletion's checkpoints: one Query reads every lane's; per lane (35) a write-ahead record and a commit " +
 			"per page (the last commit marks the lane done; an empty lane gets a finish mark), so that a run cut by its " +
 			"deadline resumes exactly; and one BatchWriteItem per lane's page even when the 100 passwords spread 3 to a " +
 			"shard (5 would carry them all)",
+	},
+	"support-reset: sweep": {
+		Calls: Calls{"DynamoDB.BatchWriteItem": 34, "DynamoDB.GetItem": 4, "DynamoDB.Query": 38, "DynamoDB.TransactWriteItems": 3, "DynamoDB.UpdateItem": 71, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Min:   Calls{"DynamoDB.BatchWriteItem": 5, "DynamoDB.GetItem": 3, "DynamoDB.Query": 36, "DynamoDB.TransactWriteItems": 3, "KMS.Encrypt": 1, "SESv2.SendEmail": 1},
+		Why: "the schedule's event with one reset due: the due index's Query, then the run of support-reset: run from the " +
+			"record alone (the record, the organization, the kept admin by id, the organization again before the key is " +
+			"replaced: 1 GetItem over the minimum), with the same deletion checkpoints",
 	},
 }

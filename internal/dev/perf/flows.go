@@ -154,7 +154,10 @@ func (w *World) Flows() []Flow {
 		{Name: "send-key: request", Function: FnSendKey, Event: w.requestEvent},
 		{Name: "reveal-key: reveal", Function: FnRevealKey, Event: w.revealEvent},
 		{Name: "support-reset: dry run", Function: FnReset, Event: func(ctx context.Context) ([]byte, error) { return w.resetEvent(ctx, true) }},
-		{Name: "support-reset: reset", Function: FnReset, Event: func(ctx context.Context) ([]byte, error) { return w.resetEvent(ctx, false) }},
+		{Name: "support-reset: schedule", Function: FnReset, Event: func(ctx context.Context) ([]byte, error) { return w.resetEvent(ctx, false) }},
+		{Name: "support-reset: confirm", Function: FnReset, Event: w.resetConfirmEvent},
+		{Name: "support-reset: run", Function: FnReset, Event: w.resetRunEvent},
+		{Name: "support-reset: sweep", Function: FnReset, Event: w.resetSweepEvent},
 	}
 }
 
@@ -264,6 +267,86 @@ func (w *World) resetEvent(ctx context.Context, dryRun bool) ([]byte, error) {
 	return w.ResetEvent(o, admin, dryRun)
 }
 
+// scheduleReset seeds an organization to reset and schedules its reset in the table,
+// as support's event would, with a confirmation token the caller keeps.
+func (w *World) scheduleReset(ctx context.Context) (store.ResetRecord, orgkey.ClaimToken, []byte, error) {
+	o, admin, err := w.SeedResetOrg(ctx, w.Vault)
+	if err != nil {
+		return store.ResetRecord{}, orgkey.ClaimToken{}, nil, err
+	}
+	return w.scheduleResetOf(ctx, o, admin)
+}
+
+func (w *World) scheduleResetOf(ctx context.Context, o tenant.Org, admin tenant.User) (store.ResetRecord, orgkey.ClaimToken, []byte, error) {
+	ev, err := w.ResetEvent(o, admin, false)
+	if err != nil {
+		return store.ResetRecord{}, orgkey.ClaimToken{}, nil, err
+	}
+	var req struct {
+		TicketID string `json:"ticketId"`
+	}
+	if err := json.Unmarshal(ev, &req); err != nil {
+		return store.ResetRecord{}, orgkey.ClaimToken{}, nil, err
+	}
+	tok, err := orgkey.NewClaimToken(rand.Reader)
+	if err != nil {
+		return store.ResetRecord{}, orgkey.ClaimToken{}, nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rec, _, err := w.Store.ScheduleReset(ctx, store.ResetRecord{
+		TicketID: req.TicketID, TenantID: o.ID, Agent: "bench", VerificationMethod: "phone_callback", VerificationReference: "bench",
+		KeepAdminID: admin.ID, KeepAdminEmail: admin.Email, OldKeyVersion: o.KeyVersion, ConfirmBy: now.Add(time.Hour),
+	}, tok.Hash(), now)
+	return rec, tok, ev, err
+}
+
+// resetConfirmEvent schedules a reset and confirms it as its kept admin (POST
+// /org-key/claim/reset-confirm with their JWT claims and the link's token).
+func (w *World) resetConfirmEvent(ctx context.Context) ([]byte, error) {
+	rec, tok, _, err := w.scheduleReset(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(map[string]string{"token": tok.Reveal()})
+	if err != nil {
+		return nil, err
+	}
+	return w.httpEvent("support-reset-confirm.json", rec.KeepAdminID, string(body))
+}
+
+// resetRunEvent schedules and confirms a reset in the table and asks to run it
+// (support's event again).
+func (w *World) resetRunEvent(ctx context.Context) ([]byte, error) {
+	o, admin, err := w.SeedResetOrg(ctx, w.Vault)
+	if err != nil {
+		return nil, err
+	}
+	return w.ConfirmedResetEvent(ctx, o, admin)
+}
+
+// resetSweepEvent confirms a reset in the table, due at once, and is the schedule's
+// event that runs it.
+func (w *World) resetSweepEvent(ctx context.Context) ([]byte, error) {
+	if _, err := w.resetRunEvent(ctx); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(w.eventsDir, "support-reset-sweep.json"))
+}
+
+// ConfirmedResetEvent schedules a reset of o keeping admin and confirms it as admin,
+// in the table (the two phases are not the run's work), and returns support's event
+// that runs it.
+func (w *World) ConfirmedResetEvent(ctx context.Context, o tenant.Org, admin tenant.User) ([]byte, error) {
+	rec, tok, ev, err := w.scheduleResetOf(ctx, o, admin)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err = w.Store.ConfirmReset(ctx, rec, tok.Hash(), rec.KeepAdminID, now, now, store.AuditRecord{
+		TenantID: rec.TenantID, Action: store.ActionResetConfirmed, Outcome: "ok", ActorID: rec.KeepAdminID})
+	return ev, err
+}
+
 // SeedResetOrg seeds an organization to reset with n passwords.
 func (w *World) SeedResetOrg(ctx context.Context, n int) (tenant.Org, tenant.User, error) {
 	id := w.next()
@@ -348,6 +431,8 @@ func CheckAnswer(flow Flow, out []byte) error {
 	var v struct {
 		StatusCode *int   `json:"statusCode"`
 		Status     string `json:"status"`
+		Due        *int   `json:"due"` // a sweep's answer
+		Completed  int    `json:"completed"`
 	}
 	if err := json.Unmarshal(out, &v); err != nil {
 		return fmt.Errorf("%s: answer %.200q: %w", flow.Name, out, err)
@@ -355,7 +440,11 @@ func CheckAnswer(flow Flow, out []byte) error {
 	switch {
 	case v.StatusCode != nil && (*v.StatusCode < 200 || *v.StatusCode > 299):
 		return fmt.Errorf("%s: status %d: %.300s", flow.Name, *v.StatusCode, out)
-	case flow.Function == FnReset && v.Status != "completed" && v.Status != "dry_run":
+	case v.Due != nil:
+		if *v.Due == 0 || v.Completed != *v.Due {
+			return fmt.Errorf("%s: %.300s", flow.Name, out)
+		}
+	case flow.Function == FnReset && v.StatusCode == nil && v.Status != "completed" && v.Status != "dry_run" && v.Status != "pending_confirmation":
 		return fmt.Errorf("%s: %.300s", flow.Name, out)
 	}
 	return nil

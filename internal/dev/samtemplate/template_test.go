@@ -114,11 +114,20 @@ var functionChecks = map[string][]check{
 	},
 	"SupportResetFunction": {
 		timeoutAtMost(900),
-		noRoutes(),
+		event("RunDue", "Schedule"),
+		schedule("RunDue", "rate(1 minute)"),
+		env("RESET_COOL_OFF_HOURS", "!Ref ResetCoolOffHours"),
+		route("GET", "/org-key/claim/reset-confirm", true),
+		route("HEAD", "/org-key/claim/reset-confirm", true),
+		route("POST", "/org-key/claim/reset-confirm", false),
+		route("POST", "/org-key/claim/reset-cancel", false),
 		env("KMS_KEY_ID", wrappingKeyARN),
 		env("MAIL_FROM", mailFromRef),
 		env("APP_URL", "!Ref AppBaseUrl"),
 		env("SAFETY_MARGIN_SECONDS", "30"),
+		env("USER_POOL_CLIENT_ID", "!Ref UserPoolClient"),
+		env("RESET_CONFIRM_TTL_HOURS", "!Ref ResetConfirmTtlHours"),
+		env("CLAIM_BASE_URL", "!Ref ClaimBaseUrl"),
 		allows("dynamodb:GetItem"), allows("dynamodb:Query"), allows("dynamodb:PutItem"),
 		allows("dynamodb:UpdateItem"), allows("dynamodb:BatchWriteItem"),
 		allowsOnlyOn("dynamodb:*", tableARN, gsi1ARN, "!Sub ${OrgKeyTable.Arn}/index/gsi2"),
@@ -138,6 +147,10 @@ var publicRoutes = map[string]bool{
 	// Spending the link (POST) needs the addressee's JWT.
 	"GET /org-key/claim":  true,
 	"HEAD /org-key/claim": true,
+	// support-reset: the page a reset's confirmation link opens; likewise. The
+	// confirmation (POST) needs the kept admin's JWT.
+	"GET /org-key/claim/reset-confirm":  true,
+	"HEAD /org-key/claim/reset-confirm": true,
 }
 
 // A check is one invariant of one function.

@@ -510,6 +510,7 @@ func (r *rig) resetRun(t *testing.T, f fault) (calls []fi.Call) {
 			t.Fatal(err)
 		}
 		raw := resetEvent(t, org.ID, testenv.UniqueName("SUP"), orgName, admin.Email, false)
+		r.confirmedReset(t, raw, admin) // the faults are the run's
 		r.inj.Clear()
 		if arm != nil {
 			arm(r.inj)
@@ -550,7 +551,7 @@ func (r *rig) resetRun(t *testing.T, f fault) (calls []fi.Call) {
 		if now.Status != tenant.Active || stored.Equal(oldKey) {
 			t.Errorf("organization %s, key replaced: %v", now.Status, !stored.Equal(oldKey))
 		}
-		mails := r.mailsTo(t, admin.Email)
+		mails := r.keyMails(t, admin.Email)
 		// A run killed after SES took the mail but before it was recorded cannot mail that
 		// key again (support cannot read keys): the next run replaces it once more and
 		// mails the new one. So: one mail, or two when the first went out unrecorded.

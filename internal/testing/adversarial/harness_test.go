@@ -350,6 +350,48 @@ func (r *rig) callReset(t *testing.T, raw []byte, timeout time.Duration, onKill 
 	return rep, err
 }
 
+// confirmToken is the token of the latest reset confirmation link mailed to addr,
+// recorded as addr's to receive.
+func (r *rig) confirmToken(t *testing.T, addr string) string {
+	t.Helper()
+	var tok string
+	for _, m := range r.mailsTo(t, addr) {
+		if _, rest, ok := strings.Cut(m.Text, mail.ResetConfirmPath+"#token="); ok {
+			tok = strings.Fields(rest)[0]
+			capture.token(tok, []string{addr})
+		}
+	}
+	if tok == "" {
+		t.Fatalf("no reset confirmation mailed to %s", addr)
+	}
+	return tok
+}
+
+// confirmedReset schedules raw's reset (a new ticket) and has its kept admin confirm
+// it by the mailed link: what support's event then runs.
+func (r *rig) confirmedReset(t *testing.T, raw []byte, admin tenant.User) {
+	t.Helper()
+	rep, err := r.callReset(t, raw, time.Minute)
+	if err != nil || rep.Status != reset.StatusPending {
+		t.Fatalf("scheduling the reset: %s %v", jsonOf(rep), err)
+	}
+	if _, err := r.reset.Service.Confirm(t.Context(), r.confirmToken(t, admin.Email), admin.ID, reset.Meta{}); err != nil {
+		t.Fatalf("confirming the reset: %v", err)
+	}
+}
+
+// keyMails are the mails to addr but the reset confirmations: the ones with a key.
+func (r *rig) keyMails(t *testing.T, addr string) []emulators.Email {
+	t.Helper()
+	var out []emulators.Email
+	for _, m := range r.mailsTo(t, addr) {
+		if !strings.Contains(m.Text, mail.ResetConfirmPath) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -320,8 +320,10 @@ func TestRequestKey(t *testing.T) {
 	}
 }
 
-// TestSupportReset: through the Lambda endpoint, a dry run counts, the reset
-// replaces the key, deletes the members and their links, keeps the admin and
+// TestSupportReset: through the Lambda endpoint, a dry run counts, the real event
+// schedules the reset and changes nothing, the kept admin confirms it through the
+// HTTP API with their own session (another member's is refused), and the stack's
+// schedule then runs the reset by itself: it replaces the key, deletes the members and their links, keeps the admin and
 // mails them the new key; the same ticket again answers the same; a wrong
 // confirmation is a function error that changes nothing.
 func TestSupportReset(t *testing.T) {
@@ -378,7 +380,44 @@ func TestSupportReset(t *testing.T) {
 		t.Errorf("mismatched name: %s %s", inv.FunctionError, inv.Payload)
 	}
 
+	// The reset is scheduled: nothing changes until the kept admin confirms it from
+	// their own signed-in browser, by the mailed link.
 	event["dryRun"] = false
+	pending, inv := invoke(event)
+	if inv.FunctionError != "" || pending.Status != "pending_confirmation" {
+		t.Fatalf("schedule: %s %s", inv.FunctionError, inv.Payload)
+	}
+	if r := mustAPI(t, c, http.MethodPost, "/org-key/reveal", o.Admin.Tokens.Access, nil); !strings.Contains(string(r.Body), o.Key) {
+		t.Fatalf("the scheduling changed the key: %s", r.Body)
+	}
+	adminMails, err := c.WaitExactEmails(t.Context(), o.Admin.Email, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmLink := localstack.ResetConfirmLink(adminMails[1])
+	if confirmLink == "" {
+		t.Fatalf("no confirmation link in %q", adminMails[1].Subject)
+	}
+	if r, err := c.Fetch(t.Context(), http.MethodGet, localstack.LinkPage(confirmLink), "Mozilla/5.0"); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("the confirmation page: %v %v", r, err)
+	}
+	if r, err := c.Claim(t.Context(), confirmLink, ""); err != nil || r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a confirmation without a session: %v %v", r, err)
+	}
+	if r, err := c.Claim(t.Context(), confirmLink, pro.Tokens.Access); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Errorf("a confirmation by another member's session: %v %v", r, err)
+	}
+	if again, inv := invoke(event); inv.FunctionError != "" || again.Status != "pending_confirmation" {
+		t.Fatalf("the event before the confirmation: %s %s", inv.FunctionError, inv.Payload)
+	}
+	if r, err := c.Claim(t.Context(), confirmLink, o.Admin.Tokens.Access); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("the kept admin's confirmation: %v %v", r, err)
+	}
+	// The stack runs the template's schedule: it starts the confirmed reset (no
+	// cool-off locally) and runs it to completion without another invocation.
+	if adminMails, err = c.WaitExactEmails(t.Context(), o.Admin.Email, 3); err != nil {
+		t.Fatal(err)
+	}
 	done, inv := invoke(event)
 	if inv.FunctionError != "" || done.Status != "completed" || done.NewKeyVersion != 2 || !done.MailSent || done.Deleted["users"] != 1 || done.Deleted["accounts"] != 1 {
 		t.Fatalf("reset: %s %s", inv.FunctionError, inv.Payload)
@@ -388,10 +427,6 @@ func TestSupportReset(t *testing.T) {
 		t.Errorf("the same ticket again: %s %s", inv.FunctionError, inv.Payload)
 	}
 
-	adminMails, err := c.WaitExactEmails(t.Context(), o.Admin.Email, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	newKey := orgKeyRE.FindString(adminMails[len(adminMails)-1].Text)
 	if newKey == "" || newKey == o.Key {
 		t.Fatalf("reset mail key %q (old %q)", newKey, o.Key)

@@ -110,7 +110,10 @@ func startStack(root, dir string) (*stackProc, error) {
 	}
 	state := filepath.Join(sdir, "state.json")
 	cmd := exec.Command(binary, "-demo=false", "-root", root, "-bin-dir", binDir, "-state-file", state, "-log-dir", filepath.Join(sdir, "logs"),
-		"-api-port=0", "-lambda-port=0", "-cognito-port=0", "-dynamodb-port=0", "-ses-port=0", "-kms-port=0")
+		"-api-port=0", "-lambda-port=0", "-cognito-port=0", "-dynamodb-port=0", "-ses-port=0", "-kms-port=0",
+		// The template's schedules (the reset's sweep, the sign-ups' catch-up) faster
+		// than their rates, so that a confirmed reset completes within seconds.
+		"-schedule-every=1s")
 	cmd.Dir = root
 	p := &stackProc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
